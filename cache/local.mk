@@ -1,0 +1,1 @@
+# cache: files of this area (included by Makefile.am)

@@ -1,0 +1,1 @@
+# contrib: files of this area (included by Makefile.am)

@@ -1,0 +1,1 @@
+# drivers: files of this area (included by Makefile.am)
