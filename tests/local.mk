@@ -4,3 +4,8 @@ check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 tests_unit_core_test_SOURCES = tests/unit/core_test.c tests/unit/check.h
 tests_unit_core_test_LDADD = $(LEXFS_LIBS)
+# cache: the cache on the memory driver (tests/unit/cache_test.c)
+check_PROGRAMS += tests/unit/cache_test
+TESTS += tests/unit/cache_test
+tests_unit_cache_test_SOURCES = tests/unit/cache_test.c tests/unit/check.h
+tests_unit_cache_test_LDADD = $(LEXFS_LIBS)
