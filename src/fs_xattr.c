@@ -193,8 +193,8 @@ static int lexfs_get(struct fs *fs, struct fs_obj *o, const char *name, char *bu
 
 	if (strcmp(name, "user.lexfs.backend") == 0) {
 		backend = store_backend_name(fs->st);
-		if (!backend || !*backend)
-			backend = store_driver(fs->st)->name;
+		if (!backend || !*backend || strcmp(backend, "default") == 0)
+			backend = store_driver(fs->st)->name; /* the one backend: its driver */
 		return reply(backend, strlen(backend), buf, size);
 	}
 	if (strcmp(name, "user.lexfs.stats") == 0) {
