@@ -311,9 +311,9 @@ def make_tree(root, files=None):
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
-    os.chmod(root / "bin/exec.sh", 0o755) if (root / "bin/exec.sh").exists() else None
-    if (root / "a.txt").exists():
-        os.chmod(root / "a.txt", 0o640)
+    for rel, mode in (("bin/exec.sh", 0o755), ("a.txt", 0o640)):
+        if (root / rel).exists():
+            os.chmod(root / rel, mode)
     return files
 
 
