@@ -8,3 +8,5 @@ liblexfs_a_SOURCES += \
 	src/http.h src/fs.h
 # fs branch: the FUSE layer
 liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_xattr.c src/pathkey.c src/pathkey.h
+# drv branch: presigned URLs of the local and memory drivers.
+liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
