@@ -6,3 +6,8 @@ liblexfs_a_SOURCES += \
 	src/crypto.c src/crypto.h \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
+# cli: configuration, mount sources, the daemon's main()
+liblexfs_a_SOURCES += src/conf.c src/conf.h src/source.c src/source.h
+bin_PROGRAMS += lexfs
+lexfs_SOURCES = src/main.c
+lexfs_LDADD = $(LEXFS_LIBS)
