@@ -11,3 +11,5 @@ liblexfs_a_SOURCES += src/conf.c src/conf.h src/source.c src/source.h
 bin_PROGRAMS += lexfs
 lexfs_SOURCES = src/main.c
 lexfs_LDADD = $(LEXFS_LIBS)
+# drv branch: presigned URLs of the local and memory drivers.
+liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
