@@ -21,3 +21,11 @@ tests_unit_urlsign_test_SOURCES = tests/unit/urlsign_test.c
 tests_unit_urlsign_test_LDADD = $(LEXFS_LIBS)
 tests_unit_local_test_SOURCES = tests/unit/local_test.c
 tests_unit_local_test_LDADD = $(LEXFS_LIBS)
+# cli: configuration and mount-source unit tests
+UNIT_TESTS += tests/unit/config_test tests/unit/source_test
+check_PROGRAMS += tests/unit/config_test tests/unit/source_test
+TESTS += tests/unit/config_test tests/unit/source_test
+tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
+tests_unit_config_test_LDADD = $(LEXFS_LIBS)
+tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
+tests_unit_source_test_LDADD = $(LEXFS_LIBS)
