@@ -85,8 +85,8 @@ class Mount:
 
     def command(self):
         opts = ["cache_dir=" + self.cache_dir]
-        if self.config:
-            opts.append("config=" + str(self.config))
+        # Never read the user's own config file: config=none unless one is given.
+        opts.append("config=" + (str(self.config) if self.config else "none"))
         opts += self.opts
         return [lexfs_bin(), self.source, self.path, "-f", "-o", ",".join(opts)]
 
