@@ -617,7 +617,8 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	if (rc)
 		goto out;
 
-	qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
+	if (d.n > 1)
+		qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
 	dst.st_mode = S_IFDIR;
 	filler(buf, ".", &dst, 0, 0);
 	filler(buf, "..", &dst, 0, 0);
