@@ -611,16 +611,15 @@ static int dent_cmp(const void *a, const void *b)
 	return (int)y->dir - (int)x->dir; /* directory first */
 }
 
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+/* List the directory once (at offset 0) into d: sorted, bad names dropped, a
+ * file hidden by a directory of the same name dropped (and remembered). */
+static int load_dents(struct fs *fs, const char *path, struct dents *d)
 {
-	struct fs *fs = fs_self();
 	struct lexfs_list_page page = { 0 };
 	struct lexfs_err err = { 0 };
-	struct dents d = { 0 };
-	struct stat dst = { 0 };
 	char *dkey = pathkey_key(fs->prefix, path, true);
 	char *token = NULL;
+	size_t out = 0;
 	int rc;
 
 	if (!dkey)
@@ -634,25 +633,19 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 			goto out;
 		}
 		for (size_t i = 0; i < page.n && !rc; i++)
-			rc = dents_add(fs, &d, dkey, &page.items[i]);
+			rc = dents_add(fs, d, dkey, &page.items[i]);
 		token = page.next_token;
 		page.next_token = NULL;
 		list_page_free(&page);
 	} while (!rc && token);
 	if (rc)
 		goto out;
+	if (d->n > 1)
+		qsort(d->v, d->n, sizeof(*d->v), dent_cmp);
+	for (size_t i = 0; i < d->n; i++) {
+		struct dent *e = &d->v[i];
 
-	if (d.n > 1)
-		qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
-	dst.st_mode = S_IFDIR;
-	filler(buf, ".", &dst, 0, 0);
-	filler(buf, "..", &dst, 0, 0);
-	for (size_t i = 0; i < d.n; i++) {
-		struct dent *e = &d.v[i];
-		struct stat st = { 0 };
-		bool plus = false;
-
-		if (i > 0 && strcmp(e->name, d.v[i - 1].name) == 0) {
+		if (out > 0 && strcmp(e->name, d->v[out - 1].name) == 0) {
 			/* Sorted directory first: this is the file of the same name. */
 			bool added;
 
@@ -663,8 +656,66 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 				log_warn("key \"%s\" is both a file and a directory prefix; "
 					 "showing the directory",
 					 e->key);
+			free(e->name);
+			free(e->key);
 			continue;
 		}
+		d->v[out++] = *e;
+	}
+	d->n = out;
+out:
+	free(token);
+	free(dkey);
+	return rc;
+}
+
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct dents *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	fi->fh = (uint64_t)(uintptr_t)d;
+	return 0;
+}
+
+static int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	struct dents *d = (struct dents *)(uintptr_t)fi->fh;
+
+	dents_free(d);
+	free(d);
+	return 0;
+}
+
+/* Offsets: 1 and 2 follow "." and "..", 3 + i follows entry i. The listing is
+ * made at offset 0 and kept in the handle, so a directory larger than one reply
+ * is not listed again for every reply. Attributes go with the entries
+ * (readdirplus) when the listing carried the metadata. */
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct fs *fs = fs_self();
+	struct dents *d = (struct dents *)(uintptr_t)fi->fh;
+	struct stat dst = { .st_mode = S_IFDIR };
+	int rc;
+
+	if (offset == 0) {
+		dents_free(d);
+		memset(d, 0, sizeof(*d));
+		rc = load_dents(fs, path, d);
+		if (rc)
+			return rc;
+		if (filler(buf, ".", &dst, 1, 0))
+			return 0;
+	}
+	if (offset <= 1 && filler(buf, "..", &dst, 2, 0))
+		return 0;
+	for (size_t i = offset > 2 ? (size_t)offset - 2 : 0; i < d->n; i++) {
+		struct dent *e = &d->v[i];
+		struct stat st = { 0 };
+		bool plus = false;
+
 		if (e->dir) {
 			st.st_mode = S_IFDIR;
 		} else if (e->attrs) {
@@ -673,14 +724,10 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 		} else {
 			st.st_mode = S_IFREG;
 		}
-		if (filler(buf, e->name, &st, 0, plus ? FUSE_FILL_DIR_PLUS : 0))
+		if (filler(buf, e->name, &st, (off_t)(i + 3), plus ? FUSE_FILL_DIR_PLUS : 0))
 			break;
 	}
-out:
-	free(token);
-	dents_free(&d);
-	free(dkey);
-	return rc;
+	return 0;
 }
 
 /* --- directories --- */
@@ -1287,7 +1334,9 @@ static int fs_statfs(const char *path, struct statvfs *sv)
 static const struct fuse_operations fs_ops = {
 	.init = fs_init,
 	.getattr = fs_getattr,
+	.opendir = fs_opendir,
 	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
 	.mkdir = fs_mkdir,
 	.rmdir = fs_rmdir,
 	.create = fs_create_file,
