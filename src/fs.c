@@ -58,6 +58,7 @@ struct fs_fh {
 	char *key;  /* key at open time (used when FUSE gives no path) */
 	bool wrote; /* mtime already moved to "now" by this handle */
 	uint64_t size; /* as this handle saw it: fstat after unlink only */
+	struct fs_fh *prev, *next; /* fs->handles, under fs->lock */
 };
 
 struct fs *fs_self(void)
@@ -797,6 +798,30 @@ out:
 
 /* --- files --- */
 
+/* Open handles are listed so fs_destroy can close those whose RELEASE the
+ * kernel never sent (it may drop them at unmount). */
+static void fh_link(struct fs *fs, struct fs_fh *fh)
+{
+	pthread_mutex_lock(&fs->lock);
+	fh->next = fs->handles;
+	if (fs->handles)
+		fs->handles->prev = fh;
+	fs->handles = fh;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+static void fh_unlink(struct fs *fs, struct fs_fh *fh)
+{
+	pthread_mutex_lock(&fs->lock);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		fs->handles = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
+	pthread_mutex_unlock(&fs->lock);
+}
+
 static int fh_new(const char *key, uint64_t size, struct cache_file *cf,
 		  struct fuse_file_info *fi)
 {
@@ -811,6 +836,7 @@ static int fh_new(const char *key, uint64_t size, struct cache_file *cf,
 	}
 	fh->cf = cf;
 	fh->size = size;
+	fh_link(fs_self(), fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	return 0;
 }
@@ -985,7 +1011,10 @@ static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = fh_of(fi);
-	int rc = cache_release(fh->cf);
+	int rc;
+
+	fh_unlink(fs_self(), fh);
+	rc = cache_release(fh->cf);
 
 	if (rc)
 		log_warn("upload of %s failed at close: %s", fh->key, strerror(-rc));
@@ -1417,6 +1446,14 @@ void fs_destroy(struct fs *fs)
 {
 	if (!fs)
 		return;
+	while (fs->handles) {
+		struct fs_fh *fh = fs->handles;
+
+		fs->handles = fh->next;
+		cache_release(fh->cf);
+		free(fh->key);
+		free(fh);
+	}
 	cache_destroy(fs->cache);
 	pthread_mutex_destroy(&fs->lock);
 	meta_free(&fs->root_meta);
