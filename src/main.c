@@ -87,7 +87,7 @@ static void usage(FILE *fp)
 		"                        " SYSCONFDIR "/lexfs.conf; config=none reads none)\n"
 		"  -o uid=N,gid=N,umask=022   owner and mode of objects without metadata\n"
 		"  -o allow_other,allow_root,default_permissions,ro,auto_unmount\n"
-		"  -o entry_timeout=S,attr_timeout=S   kernel cache timeouts (default 1)\n"
+		"  -o entry_timeout=S,attr_timeout=S,negative_timeout=S   kernel caches (1, 1, 0)\n"
 		"  -o cache_dir=DIR,cache_size=SIZE,writeback=S   write-back cache\n"
 		"  -o presign_expiry=S   default expiry of user.lexfs.presigned_url (3600)\n"
 		"  -o max_file_size_mb=N,health_timeout=S,timeout=S,max_retries=N\n"
@@ -361,6 +361,7 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		.umask = cfg->umask,
 		.entry_timeout = cfg->entry_timeout,
 		.attr_timeout = cfg->attr_timeout,
+		.negative_timeout = cfg->negative_timeout,
 		.presign_expiry_s = cfg->presign_expiry_s,
 		.max_file_size = cfg->max_file_size,
 		.read_only = cfg->read_only,
