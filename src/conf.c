@@ -756,7 +756,7 @@ static int check_secrets(const struct lexfs_config *cfg, char *const *env, char 
 		if (val != NULL && config_is_placeholder_secret(val))
 			return fail(errbuf, errlen, -EACCES,
 				    "environment variable %s is a well-known placeholder, not a "
-				    "real secret: set the real credential",
+				    "real credential: set the real one",
 				    env_secrets[i].name);
 	}
 	for (i = 0; i < cfg->drv.n; i++) {
@@ -764,8 +764,8 @@ static int check_secrets(const struct lexfs_config *cfg, char *const *env, char 
 
 		if (it->secret && config_is_placeholder_secret(it->value))
 			return fail(errbuf, errlen, -EACCES,
-				    "%s (from %s) is a well-known placeholder, not a real secret: "
-				    "set the real credential (placeholders are accepted only when "
+				    "%s (from %s) is a well-known placeholder, not a real "
+				    "credential: set the real one (placeholders are accepted only when "
 				    "the endpoint is on loopback)",
 				    it->key, it->origin);
 	}
