@@ -239,3 +239,22 @@ def test_version_and_help():
     assert h.returncode == 0
     for word in ("presign", "verify-url", "status", "SOURCE", "config=FILE", "s3://"):
         assert word in h.stdout
+
+
+def test_secret_never_logged(mounter, tmp_path):
+    """With every trace switched on, the signing key appears in no log line."""
+    secret = "Qv7-this-is-the-real-signing-key-93x"
+    root = tmp_path / "root"
+    root.mkdir()
+    m = mounter(str(root), opts=["config=none", "signing_key=" + secret, "trace=all",
+                                 "log_level=debug"])
+    f = Path(m.path) / "s.txt"
+    f.write_text("s")
+    url = subprocess.run(["getfattr", "--only-values", "-n", "user.lexfs.presigned_url",
+                          str(f)], capture_output=True, text=True)
+    assert url.returncode == 0 and "X-Lexfs-Signature=" in url.stdout
+    m.unmount()
+    # The harness writes the command line it ran; the daemon's own lines follow.
+    log = "\n".join(l for l in m.log.splitlines() if not l.startswith("=== start"))
+    assert " debug: store " in log, log  # the log really was verbose
+    assert secret not in log
