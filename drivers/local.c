@@ -100,6 +100,13 @@ struct lexfs_mpu {
 	struct lexfs_meta meta;
 };
 
+/* A directory entry of a listing. */
+struct ent {
+	char *name;
+	size_t len;
+	bool dir;
+};
+
 /* What a sidecar says. */
 struct side {
 	bool valid;
@@ -761,6 +768,47 @@ static int load_or_make_key(lexfs_drv *d, int lexfs_fd)
 	return -EIO;
 }
 
+static int read_dir(lexfs_drv *d, int dirfd, bool at_root, const char *name_prefix,
+		    struct ent **out, size_t *nout);
+static void ents_free(struct ent *v, size_t n);
+static void mpu_rmdir(lexfs_drv *d, const lexfs_mpu *m);
+
+/* Remove what a crashed writer left behind: temp files older than a day and
+ * multipart uploads untouched for a week. Newer ones may belong to a live mount
+ * sharing this root. */
+static void clean_stale(lexfs_drv *d)
+{
+	time_t now = time(NULL);
+	struct ent *v;
+	size_t n, i;
+
+	if (read_dir(d, d->tmp_fd, false, "", &v, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			struct stat st;
+
+			if (!v[i].dir && fstatat(d->tmp_fd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    now - st.st_mtime > 86400)
+				unlinkat(d->tmp_fd, v[i].name, 0);
+		}
+		ents_free(v, n);
+	}
+	if (read_dir(d, d->mpu_fd, false, "", &v, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			struct lexfs_mpu m = { 0 };
+			struct stat st;
+
+			if (!v[i].dir || strlen(v[i].name) >= sizeof(m.id) ||
+			    fstatat(d->mpu_fd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+			    now - st.st_mtime <= 7 * 86400)
+				continue;
+			memcpy(m.id, v[i].name, strlen(v[i].name) + 1);
+			log_info("local: removing abandoned multipart upload %s", m.id);
+			mpu_rmdir(d, &m);
+		}
+		ents_free(v, n);
+	}
+}
+
 static int local_open(const struct lexfs_driver_conf *conf, lexfs_drv **out,
 		      struct lexfs_err *err)
 {
@@ -861,6 +909,7 @@ static int local_open(const struct lexfs_driver_conf *conf, lexfs_drv **out,
 		goto fail;
 	}
 	close(lexfs_fd);
+	clean_stale(d);
 	*out = d;
 	return 0;
 fail:
@@ -1130,11 +1179,6 @@ static int local_exists(lexfs_drv *d, const char *key, struct lexfs_err *err)
 
 /* ---- listing ---------------------------------------------------------------- */
 
-struct ent {
-	char *name;
-	size_t len;
-	bool dir;
-};
 
 /* The c-th byte of an entry's key form (a directory's name ends with '/'), 0 past it. */
 static int ent_char(const struct ent *e, size_t i)
