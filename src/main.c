@@ -135,6 +135,35 @@ static int parse_o(const char *arg, struct settings *opts)
 	return rc;
 }
 
+/* Overwrite the values of secret keys in an -o argument with '*', so they do not
+ * stay visible in /proc/PID/cmdline (ps) for the life of the daemon. */
+static void scrub_secrets(char *arg)
+{
+	char *p = arg;
+
+	while (*p != '\0') {
+		char *end = p, *eq = NULL;
+
+		while (*end != '\0' && !(*end == ',' && (end == arg || end[-1] != '\\'))) {
+			if (*end == '=' && eq == NULL)
+				eq = end;
+			end++;
+		}
+		if (eq != NULL) {
+			char key[128];
+			size_t klen = (size_t)(eq - p);
+
+			if (klen < sizeof(key)) {
+				memcpy(key, p, klen);
+				key[klen] = '\0';
+				if (settings_key_is_secret(key))
+					memset(eq + 1, '*', (size_t)(end - eq - 1));
+			}
+		}
+		p = *end ? end + 1 : end;
+	}
+}
+
 /* ---- the mount ------------------------------------------------------------- */
 
 struct mount_stack {
@@ -494,8 +523,10 @@ static int cmd_mount(int argc, char **argv)
 				goto out;
 			}
 			rc = parse_o(argv[++i], &opts);
+			scrub_secrets(argv[i]);
 		} else if (strncmp(a, "-o", 2) == 0) {
 			rc = parse_o(a + 2, &opts);
+			scrub_secrets(argv[i] + 2);
 		} else if (a[0] == '-' && a[1] != '\0') {
 			say("unknown option %s (see lexfs --help)", a);
 			goto out;
@@ -608,8 +639,10 @@ static int sub_parse(int argc, char **argv, struct sub_args *sa, own_opt_fn own,
 		}
 		if (strcmp(a, "-o") == 0 && i + 1 < argc) {
 			rc = parse_o(argv[++i], &sa->opts);
+			scrub_secrets(argv[i]);
 		} else if (strncmp(a, "-o", 2) == 0 && a[2] != '\0') {
 			rc = parse_o(a + 2, &sa->opts);
+			scrub_secrets(argv[i] + 2);
 		} else if (strcmp(a, "--source") == 0 && i + 1 < argc) {
 			sa->source = argv[++i];
 			rc = 0;
