@@ -670,22 +670,47 @@ out:
 	return rc;
 }
 
+/* An open directory: its listing, and its place in fs->dirs (so fs_destroy
+ * frees those whose RELEASEDIR the kernel dropped at unmount). */
+struct fs_dh {
+	struct dents d;
+	struct fs_dh *prev, *next; /* under fs->lock */
+};
+
 static int fs_opendir(const char *path, struct fuse_file_info *fi)
 {
-	struct dents *d = calloc(1, sizeof(*d));
+	struct fs *fs = fs_self();
+	struct fs_dh *dh = calloc(1, sizeof(*dh));
 
-	if (!d)
+	if (!dh)
 		return -ENOMEM;
-	fi->fh = (uint64_t)(uintptr_t)d;
+	pthread_mutex_lock(&fs->lock);
+	dh->next = fs->dirs;
+	if (fs->dirs)
+		fs->dirs->prev = dh;
+	fs->dirs = dh;
+	fs->ndirs++;
+	pthread_mutex_unlock(&fs->lock);
+	fi->fh = (uint64_t)(uintptr_t)dh;
 	return 0;
 }
 
 static int fs_releasedir(const char *path, struct fuse_file_info *fi)
 {
-	struct dents *d = (struct dents *)(uintptr_t)fi->fh;
+	struct fs *fs = fs_self();
+	struct fs_dh *dh = (struct fs_dh *)(uintptr_t)fi->fh;
 
-	dents_free(d);
-	free(d);
+	pthread_mutex_lock(&fs->lock);
+	if (dh->prev)
+		dh->prev->next = dh->next;
+	else
+		fs->dirs = dh->next;
+	if (dh->next)
+		dh->next->prev = dh->prev;
+	fs->ndirs--;
+	pthread_mutex_unlock(&fs->lock);
+	dents_free(&dh->d);
+	free(dh);
 	return 0;
 }
 
@@ -697,7 +722,7 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	struct fs *fs = fs_self();
-	struct dents *d = (struct dents *)(uintptr_t)fi->fh;
+	struct dents *d = &((struct fs_dh *)(uintptr_t)fi->fh)->d;
 	struct stat dst = { .st_mode = S_IFDIR };
 	int rc;
 
@@ -807,6 +832,7 @@ static void fh_link(struct fs *fs, struct fs_fh *fh)
 	if (fs->handles)
 		fs->handles->prev = fh;
 	fs->handles = fh;
+	fs->nhandles++;
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -819,6 +845,7 @@ static void fh_unlink(struct fs *fs, struct fs_fh *fh)
 		fs->handles = fh->next;
 	if (fh->next)
 		fh->next->prev = fh->prev;
+	fs->nhandles--;
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -1453,6 +1480,13 @@ void fs_destroy(struct fs *fs)
 		cache_release(fh->cf);
 		free(fh->key);
 		free(fh);
+	}
+	while (fs->dirs) {
+		struct fs_dh *dh = fs->dirs;
+
+		fs->dirs = dh->next;
+		dents_free(&dh->d);
+		free(dh);
 	}
 	cache_destroy(fs->cache);
 	pthread_mutex_destroy(&fs->lock);

@@ -19,6 +19,7 @@
 #include "src/fs.h"
 
 struct fs_fh;
+struct fs_dh;
 
 struct fs {
 	struct fs_conf conf;
@@ -34,6 +35,8 @@ struct fs {
 	char **conflicts;            /* keys that are both a file and a prefix (bounded) */
 	size_t nconflicts;
 	struct fs_fh *handles;       /* open file handles (fs.c) */
+	struct fs_dh *dirs;          /* open directory handles (fs.c) */
+	size_t nhandles, ndirs;
 };
 
 enum fs_kind {

@@ -198,6 +198,34 @@ static int64_t presign_expiry(const char *suffix, int64_t dflt)
 	return v;
 }
 
+/* The cache's status plus the fs layer's open handles. Caller frees. */
+static char *stats_json(struct fs *fs)
+{
+	char *text = cache_stats_json(fs->cache);
+	json_t *obj, *mine;
+	size_t files, dirs;
+
+	if (!text)
+		return NULL;
+	obj = json_loads(text, 0, NULL);
+	if (!obj || !json_is_object(obj)) {
+		json_decref(obj);
+		return text;
+	}
+	free(text);
+	pthread_mutex_lock(&fs->lock);
+	files = fs->nhandles;
+	dirs = fs->ndirs;
+	pthread_mutex_unlock(&fs->lock);
+	mine = json_pack("{s:I,s:I}", "open_handles", (json_int_t)files, "open_dirs",
+			 (json_int_t)dirs);
+	if (mine)
+		json_object_set_new(obj, "fs", mine);
+	text = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	return text;
+}
+
 static int lexfs_get(struct fs *fs, struct fs_obj *o, const char *name, char *buf, size_t size)
 {
 	bool file = o->kind == FS_FILE || o->kind == FS_PENDING;
@@ -214,7 +242,7 @@ static int lexfs_get(struct fs *fs, struct fs_obj *o, const char *name, char *bu
 	if (strcmp(name, "user.lexfs.stats") == 0) {
 		if (o->kind != FS_ROOT)
 			return -ENODATA;
-		s = cache_stats_json(fs->cache);
+		s = stats_json(fs);
 		return s ? reply_str_free(s, buf, size) : -ENOMEM;
 	}
 	if (!file)
