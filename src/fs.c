@@ -21,6 +21,7 @@
  * out of listings with one warning each; a key that is both a file and a prefix
  * shows as the directory (and the file is hidden).
  *
+ * Listings (readdir) live in src/fs_dir.c, extended attributes in src/fs_xattr.c.
  * Every handler returns 0 / bytes or -errno; no state outside struct fs.
  */
 #include "src/fs_int.h"
@@ -205,7 +206,7 @@ static void set_free(char **v, size_t n)
 	free(v);
 }
 
-static void warn_key_once(struct fs *fs, const char *key, const char *why)
+void fs_warn_key_once(struct fs *fs, const char *key, const char *why)
 {
 	bool first;
 
@@ -214,6 +215,16 @@ static void warn_key_once(struct fs *fs, const char *key, const char *why)
 	pthread_mutex_unlock(&fs->lock);
 	if (first)
 		log_warn("skipping key \"%s\": %s", key, why);
+}
+
+bool fs_add_conflict(struct fs *fs, const char *key)
+{
+	bool added;
+
+	pthread_mutex_lock(&fs->lock);
+	added = set_add(&fs->conflicts, &fs->nconflicts, key);
+	pthread_mutex_unlock(&fs->lock);
+	return added;
 }
 
 static bool is_conflict(struct fs *fs, const char *key)
@@ -233,7 +244,7 @@ static void forget_conflict(struct fs *fs, const char *key)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-static void log_store_fail(const char *what, const char *key, int rc, const struct lexfs_err *err)
+void fs_log_store_fail(const char *what, const char *key, int rc, const struct lexfs_err *err)
 {
 	if (rc == -ENOENT)
 		return;
@@ -406,7 +417,7 @@ mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o)
 	return type | ((mode_t)m & 07777);
 }
 
-static void obj_stat(const struct fs *fs, const struct fs_obj *o, struct stat *st)
+void fs_obj_stat(const struct fs *fs, const struct fs_obj *o, struct stat *st)
 {
 	int64_t v;
 	struct timespec mt = { .tv_sec = o->mtime, .tv_nsec = 0 };
@@ -462,7 +473,7 @@ int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
 		opts.meta = &o->meta;
 		rc = store_upload(fs->st, o->key, &src, &opts, NULL, &err);
 		if (rc)
-			log_store_fail("upload", o->key, rc, &err);
+			fs_log_store_fail("upload", o->key, rc, &err);
 		else
 			o->kind = FS_MARKER;
 		return rc;
@@ -473,7 +484,7 @@ int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
 	opts.meta = &o->meta;
 	rc = store_set_meta(fs->st, o->key, &opts, &err);
 	if (rc)
-		log_store_fail("set metadata of", o->key, rc, &err);
+		fs_log_store_fail("set metadata of", o->key, rc, &err);
 	return rc;
 }
 
@@ -524,236 +535,9 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		rc = fs_lookup(fs, path, &o);
 	}
 	if (rc == 0)
-		obj_stat(fs, &o, st);
+		fs_obj_stat(fs, &o, st);
 	fs_obj_free(&o);
 	return rc;
-}
-
-/* --- readdir --- */
-
-struct dent {
-	char *name;
-	bool dir;
-	bool attrs; /* st is complete (listing carried metadata) */
-	struct stat st;
-	char *key; /* full key, for warnings and the conflict set */
-};
-
-struct dents {
-	struct dent *v;
-	size_t n, cap;
-};
-
-static void dents_free(struct dents *d)
-{
-	for (size_t i = 0; i < d->n; i++) {
-		free(d->v[i].name);
-		free(d->v[i].key);
-	}
-	free(d->v);
-}
-
-static int dents_add(struct fs *fs, struct dents *d, const char *dkey, struct lexfs_objinfo *it)
-{
-	size_t plen = strlen(dkey);
-	const char *rel = it->key + plen;
-	size_t len = strlen(rel);
-	const char *why;
-	struct dent *e;
-
-	if (strncmp(it->key, dkey, plen) != 0)
-		return 0; /* a driver answering outside the prefix: ignore */
-	if (it->is_prefix && len > 0 && rel[len - 1] == '/')
-		len--;
-	if (len == 0 && !it->is_prefix)
-		return 0; /* the directory's own marker */
-	why = pathkey_name_bad(rel, len);
-	if (why) {
-		warn_key_once(fs, it->key, why);
-		return 0;
-	}
-	if (d->n == d->cap) {
-		size_t ncap = d->cap ? d->cap * 2 : 64;
-		struct dent *nv = realloc(d->v, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		d->v = nv;
-		d->cap = ncap;
-	}
-	e = &d->v[d->n];
-	memset(e, 0, sizeof(*e));
-	e->name = strndup(rel, len);
-	e->key = strndup(it->key, plen + len);
-	if (!e->name || !e->key) {
-		free(e->name);
-		free(e->key);
-		return -ENOMEM;
-	}
-	e->dir = it->is_prefix;
-	if (!it->is_prefix && it->has_meta) {
-		struct fs_obj o = { .kind = FS_FILE, .size = it->size, .mtime = it->mtime };
-
-		o.meta = it->meta;
-		obj_stat(fs, &o, &e->st);
-		e->attrs = true;
-	}
-	d->n++;
-	return 0;
-}
-
-static int dent_cmp(const void *a, const void *b)
-{
-	const struct dent *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
-
-	if (c)
-		return c;
-	return (int)y->dir - (int)x->dir; /* directory first */
-}
-
-/* List the directory once (at offset 0) into d: sorted, bad names dropped, a
- * file hidden by a directory of the same name dropped (and remembered). */
-static int load_dents(struct fs *fs, const char *path, struct dents *d)
-{
-	struct lexfs_list_page page = { 0 };
-	struct lexfs_err err = { 0 };
-	char *dkey = pathkey_key(fs->prefix, path, true);
-	char *token = NULL;
-	size_t out = 0;
-	int rc;
-
-	if (!dkey)
-		return -ENOMEM;
-	do {
-		rc = store_list(fs->st, dkey, "/", token, 1000, &page, &err);
-		free(token);
-		token = NULL;
-		if (rc) {
-			log_store_fail("list", dkey, rc, &err);
-			goto out;
-		}
-		for (size_t i = 0; i < page.n && !rc; i++)
-			rc = dents_add(fs, d, dkey, &page.items[i]);
-		token = page.next_token;
-		page.next_token = NULL;
-		list_page_free(&page);
-	} while (!rc && token);
-	if (rc)
-		goto out;
-	if (d->n > 1)
-		qsort(d->v, d->n, sizeof(*d->v), dent_cmp);
-	for (size_t i = 0; i < d->n; i++) {
-		struct dent *e = &d->v[i];
-
-		if (out > 0 && strcmp(e->name, d->v[out - 1].name) == 0) {
-			/* Sorted directory first: this is the file of the same name. */
-			bool added;
-
-			pthread_mutex_lock(&fs->lock);
-			added = set_add(&fs->conflicts, &fs->nconflicts, e->key);
-			pthread_mutex_unlock(&fs->lock);
-			if (added)
-				log_warn("key \"%s\" is both a file and a directory prefix; "
-					 "showing the directory",
-					 e->key);
-			free(e->name);
-			free(e->key);
-			continue;
-		}
-		d->v[out++] = *e;
-	}
-	d->n = out;
-out:
-	free(token);
-	free(dkey);
-	return rc;
-}
-
-/* An open directory: its listing, and its place in fs->dirs (so fs_destroy
- * frees those whose RELEASEDIR the kernel dropped at unmount). */
-struct fs_dh {
-	struct dents d;
-	struct fs_dh *prev, *next; /* under fs->lock */
-};
-
-static int fs_opendir(const char *path, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_self();
-	struct fs_dh *dh = calloc(1, sizeof(*dh));
-
-	if (!dh)
-		return -ENOMEM;
-	pthread_mutex_lock(&fs->lock);
-	dh->next = fs->dirs;
-	if (fs->dirs)
-		fs->dirs->prev = dh;
-	fs->dirs = dh;
-	fs->ndirs++;
-	pthread_mutex_unlock(&fs->lock);
-	fi->fh = (uint64_t)(uintptr_t)dh;
-	return 0;
-}
-
-static int fs_releasedir(const char *path, struct fuse_file_info *fi)
-{
-	struct fs *fs = fs_self();
-	struct fs_dh *dh = (struct fs_dh *)(uintptr_t)fi->fh;
-
-	pthread_mutex_lock(&fs->lock);
-	if (dh->prev)
-		dh->prev->next = dh->next;
-	else
-		fs->dirs = dh->next;
-	if (dh->next)
-		dh->next->prev = dh->prev;
-	fs->ndirs--;
-	pthread_mutex_unlock(&fs->lock);
-	dents_free(&dh->d);
-	free(dh);
-	return 0;
-}
-
-/* Offsets: 1 and 2 follow "." and "..", 3 + i follows entry i. The listing is
- * made at offset 0 and kept in the handle, so a directory larger than one reply
- * is not listed again for every reply. Attributes go with the entries
- * (readdirplus) when the listing carried the metadata. */
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-	struct fs *fs = fs_self();
-	struct dents *d = &((struct fs_dh *)(uintptr_t)fi->fh)->d;
-	struct stat dst = { .st_mode = S_IFDIR };
-	int rc;
-
-	if (offset == 0) {
-		dents_free(d);
-		memset(d, 0, sizeof(*d));
-		rc = load_dents(fs, path, d);
-		if (rc)
-			return rc;
-		if (filler(buf, ".", &dst, 1, 0))
-			return 0;
-	}
-	if (offset <= 1 && filler(buf, "..", &dst, 2, 0))
-		return 0;
-	for (size_t i = offset > 2 ? (size_t)offset - 2 : 0; i < d->n; i++) {
-		struct dent *e = &d->v[i];
-		struct stat st = { 0 };
-		bool plus = false;
-
-		if (e->dir) {
-			st.st_mode = S_IFDIR;
-		} else if (e->attrs) {
-			st = e->st;
-			plus = (flags & FUSE_READDIR_PLUS) != 0;
-		} else {
-			st.st_mode = S_IFREG;
-		}
-		if (filler(buf, e->name, &st, (off_t)(i + 3), plus ? FUSE_FILL_DIR_PLUS : 0))
-			break;
-	}
-	return 0;
 }
 
 /* --- directories --- */
@@ -779,7 +563,7 @@ static int fs_mkdir(const char *path, mode_t mode)
 	opts.meta = &meta;
 	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
 	if (rc)
-		log_store_fail("mkdir", key, rc, &err);
+		fs_log_store_fail("mkdir", key, rc, &err);
 	meta_free(&meta);
 out:
 	free(key);
@@ -815,7 +599,7 @@ static int fs_rmdir(const char *path)
 	}
 	rc = store_remove(fs->st, o.key, &err);
 	if (rc)
-		log_store_fail("rmdir", o.key, rc, &err);
+		fs_log_store_fail("rmdir", o.key, rc, &err);
 out:
 	fs_obj_free(&o);
 	return rc;
@@ -1066,7 +850,7 @@ static int fs_unlink(const char *path)
 	if (rc == 0) { /* 1: the cache held it and it never reached the store */
 		rc = store_remove(fs->st, key, &err);
 		if (rc)
-			log_store_fail("remove", key, rc, &err);
+			fs_log_store_fail("remove", key, rc, &err);
 	} else if (rc == 1) {
 		rc = 0;
 	}
@@ -1094,7 +878,7 @@ static int rename_dir(struct fs *fs, const char *from, const char *to)
 		free(token);
 		token = NULL;
 		if (rc) {
-			log_store_fail("list", from, rc, &err);
+			fs_log_store_fail("list", from, rc, &err);
 			goto out;
 		}
 		for (size_t i = 0; i < page.n && !rc; i++) {
@@ -1112,7 +896,7 @@ static int rename_dir(struct fs *fs, const char *from, const char *to)
 			memcpy(dst + tlen, k + flen, strlen(k + flen) + 1);
 			rc = store_copy(fs->st, k, dst, NULL, &err);
 			if (rc)
-				log_store_fail("copy", k, rc, &err);
+				fs_log_store_fail("copy", k, rc, &err);
 			free(dst);
 			if (rc)
 				break;
@@ -1143,7 +927,7 @@ static int rename_dir(struct fs *fs, const char *from, const char *to)
 
 		rc = store_remove_many(fs->st, (const char *const *)keys + i, batch, &err);
 		if (rc)
-			log_store_fail("remove", from, rc, &err);
+			fs_log_store_fail("remove", from, rc, &err);
 	}
 out:
 	free(token);
@@ -1169,7 +953,7 @@ static int rename_file(struct fs *fs, const char *from, const char *to)
 		return 0;
 	rc = store_move(fs->st, from, to, &err);
 	if (rc)
-		log_store_fail("rename", from, rc, &err);
+		fs_log_store_fail("rename", from, rc, &err);
 	return rc;
 }
 
@@ -1333,7 +1117,7 @@ static int fs_symlink(const char *target, const char *path)
 	opts.meta = &meta;
 	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
 	if (rc)
-		log_store_fail("symlink", key, rc, &err);
+		fs_log_store_fail("symlink", key, rc, &err);
 	meta_free(&meta);
 out:
 	free(key);
@@ -1359,7 +1143,7 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 	}
 	rc = store_read(fs->st, o.key, 0, size - 1, buf, &got, &err);
 	if (rc)
-		log_store_fail("readlink", o.key, rc, &err);
+		fs_log_store_fail("readlink", o.key, rc, &err);
 	else
 		buf[got] = '\0';
 out:
@@ -1481,13 +1265,7 @@ void fs_destroy(struct fs *fs)
 		free(fh->key);
 		free(fh);
 	}
-	while (fs->dirs) {
-		struct fs_dh *dh = fs->dirs;
-
-		fs->dirs = dh->next;
-		dents_free(&dh->d);
-		free(dh);
-	}
+	fs_dirs_free(fs);
 	cache_destroy(fs->cache);
 	pthread_mutex_destroy(&fs->lock);
 	meta_free(&fs->root_meta);
