@@ -47,7 +47,7 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
-#define FS_SET_MAX 1024       /* bound of the warned / conflict sets */
+#define FS_SET_MAX 1024 /* bound of the warned / conflict sets */
 #define FS_MAX_WRITE (1u << 20)
 #define FS_DIR_CT "application/x-directory"
 
@@ -56,9 +56,9 @@ static const char fs_empty[1] = "";
 /* One open file handle (fi->fh). */
 struct fs_fh {
 	struct cache_file *cf;
-	char *key;  /* key at open time (used when FUSE gives no path) */
-	bool wrote; /* mtime already moved to "now" by this handle */
-	uint64_t size; /* as this handle saw it: fstat after unlink only */
+	char *key;		   /* key at open time (used when FUSE gives no path) */
+	bool wrote;		   /* mtime already moved to "now" by this handle */
+	uint64_t size;		   /* as this handle saw it: fstat after unlink only */
 	struct fs_fh *prev, *next; /* fs->handles, under fs->lock */
 };
 
@@ -134,17 +134,14 @@ static const char *guess_content_type(const char *key)
 		const char *ext;
 		const char *type;
 	} types[] = {
-		{ "txt", "text/plain" },       { "html", "text/html" },
-		{ "htm", "text/html" },        { "css", "text/css" },
-		{ "csv", "text/csv" },         { "md", "text/markdown" },
-		{ "js", "text/javascript" },   { "json", "application/json" },
-		{ "xml", "application/xml" },  { "pdf", "application/pdf" },
-		{ "zip", "application/zip" },  { "gz", "application/gzip" },
-		{ "tar", "application/x-tar" }, { "png", "image/png" },
-		{ "jpg", "image/jpeg" },       { "jpeg", "image/jpeg" },
-		{ "gif", "image/gif" },        { "svg", "image/svg+xml" },
-		{ "webp", "image/webp" },      { "mp3", "audio/mpeg" },
-		{ "mp4", "video/mp4" },        { "wasm", "application/wasm" },
+	    {"txt", "text/plain"},	  {"html", "text/html"},	{"htm", "text/html"},
+	    {"css", "text/css"},	  {"csv", "text/csv"},		{"md", "text/markdown"},
+	    {"js", "text/javascript"},	  {"json", "application/json"}, {"xml", "application/xml"},
+	    {"pdf", "application/pdf"},	  {"zip", "application/zip"},	{"gz", "application/gzip"},
+	    {"tar", "application/x-tar"}, {"png", "image/png"},		{"jpg", "image/jpeg"},
+	    {"jpeg", "image/jpeg"},	  {"gif", "image/gif"},		{"svg", "image/svg+xml"},
+	    {"webp", "image/webp"},	  {"mp3", "audio/mpeg"},	{"mp4", "video/mp4"},
+	    {"wasm", "application/wasm"},
 	};
 	const char *slash = strrchr(key, '/');
 	const char *dot = strrchr(slash ? slash : key, '.');
@@ -282,7 +279,7 @@ static void obj_from_info(struct fs_obj *o, struct lexfs_objinfo *oi)
 /* 1 when something lies under dkey (other than the marker itself), 0 when not. */
 static int has_children(struct fs *fs, const char *dkey, bool recursive)
 {
-	struct lexfs_list_page page = { 0 };
+	struct lexfs_list_page page = {0};
 	char *token = NULL;
 	int found = 0;
 	int rc;
@@ -306,8 +303,8 @@ static int has_children(struct fs *fs, const char *dkey, bool recursive)
 
 static int lookup_dir(struct fs *fs, struct fs_obj *o)
 {
-	struct lexfs_list_page page = { 0 };
-	struct lexfs_objinfo oi = { 0 };
+	struct lexfs_list_page page = {0};
+	struct lexfs_objinfo oi = {0};
 	bool marker = false;
 	int rc;
 
@@ -348,7 +345,7 @@ static int lookup_dir(struct fs *fs, struct fs_obj *o)
 
 int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 {
-	struct lexfs_objinfo oi = { 0 };
+	struct lexfs_objinfo oi = {0};
 	int rc;
 
 	memset(o, 0, sizeof(*o));
@@ -403,7 +400,8 @@ int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o)
 {
 	bool dir = fs_obj_is_dir(o);
-	mode_t dflt = dir ? (S_IFDIR | (0777 & ~fs->conf.umask)) : (S_IFREG | (0666 & ~fs->conf.umask));
+	mode_t dflt =
+	    dir ? (S_IFDIR | (0777 & ~fs->conf.umask)) : (S_IFREG | (0666 & ~fs->conf.umask));
 	int64_t m;
 	mode_t type;
 
@@ -420,7 +418,7 @@ mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o)
 void fs_obj_stat(const struct fs *fs, const struct fs_obj *o, struct stat *st)
 {
 	int64_t v;
-	struct timespec mt = { .tv_sec = o->mtime, .tv_nsec = 0 };
+	struct timespec mt = {.tv_sec = o->mtime, .tv_nsec = 0};
 
 	memset(st, 0, sizeof(*st));
 	st->st_mode = fs_obj_mode(fs, o);
@@ -443,9 +441,9 @@ void fs_obj_stat(const struct fs *fs, const struct fs_obj *o, struct stat *st)
 /* Persist o->meta. The cache takes it when it holds the key; otherwise the store. */
 int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
 {
-	struct lexfs_put_opts opts = { 0 };
-	struct lexfs_src src = { .buf = fs_empty, .fd = -1, .off = 0, .len = 0 };
-	struct lexfs_err err = { 0 };
+	struct lexfs_put_opts opts = {0};
+	struct lexfs_src src = {.buf = fs_empty, .fd = -1, .off = 0, .len = 0};
+	struct lexfs_err err = {0};
 	int rc;
 
 	if (fs->conf.read_only)
@@ -545,9 +543,9 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 static int fs_mkdir(const char *path, mode_t mode)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_src src = { .buf = fs_empty, .fd = -1, .off = 0, .len = 0 };
-	struct lexfs_put_opts opts = { .content_type = FS_DIR_CT };
-	struct lexfs_err err = { 0 };
+	struct lexfs_src src = {.buf = fs_empty, .fd = -1, .off = 0, .len = 0};
+	struct lexfs_put_opts opts = {.content_type = FS_DIR_CT};
+	struct lexfs_err err = {0};
 	struct lexfs_meta meta;
 	char *key;
 	int rc;
@@ -573,7 +571,7 @@ out:
 static int fs_rmdir(const char *path)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	struct fs_obj o;
 	int rc;
 
@@ -633,8 +631,7 @@ static void fh_unlink(struct fs *fs, struct fs_fh *fh)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-static int fh_new(const char *key, uint64_t size, struct cache_file *cf,
-		  struct fuse_file_info *fi)
+static int fh_new(const char *key, uint64_t size, struct cache_file *cf, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = calloc(1, sizeof(*fh));
 
@@ -688,7 +685,7 @@ out:
 
 static int open_obj(struct fs *fs, struct fs_obj *o, int flags, struct cache_file **cf)
 {
-	struct lexfs_objinfo oi = { 0 };
+	struct lexfs_objinfo oi = {0};
 
 	if (fs_obj_is_dir(o))
 		return -EISDIR;
@@ -837,7 +834,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 static int fs_unlink(const char *path)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	char *key;
 	int rc;
 
@@ -864,8 +861,8 @@ static int fs_unlink(const char *path)
 static int rename_dir(struct fs *fs, const char *from, const char *to)
 {
 	size_t flen = strlen(from), tlen = strlen(to);
-	struct lexfs_list_page page = { 0 };
-	struct lexfs_err err = { 0 };
+	struct lexfs_list_page page = {0};
+	struct lexfs_err err = {0};
 	char **keys = NULL;
 	size_t n = 0, cap = 0;
 	char *token = NULL;
@@ -939,7 +936,7 @@ out:
 
 static int rename_file(struct fs *fs, const char *from, const char *to)
 {
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	int rc;
 
 	/* A target the cache holds must not be uploaded over the renamed file. */
@@ -1099,9 +1096,9 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
 static int fs_symlink(const char *target, const char *path)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_src src = { .buf = target, .fd = -1, .off = 0, .len = strlen(target) };
-	struct lexfs_put_opts opts = { .content_type = "application/octet-stream" };
-	struct lexfs_err err = { 0 };
+	struct lexfs_src src = {.buf = target, .fd = -1, .off = 0, .len = strlen(target)};
+	struct lexfs_put_opts opts = {.content_type = "application/octet-stream"};
+	struct lexfs_err err = {0};
 	struct lexfs_meta meta;
 	char *key;
 	int rc;
@@ -1127,7 +1124,7 @@ out:
 static int fs_readlink(const char *path, char *buf, size_t size)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	struct fs_obj o;
 	size_t got = 0;
 	int rc;
@@ -1172,34 +1169,34 @@ static int fs_statfs(const char *path, struct statvfs *sv)
 }
 
 static const struct fuse_operations fs_ops = {
-	.init = fs_init,
-	.getattr = fs_getattr,
-	.opendir = fs_opendir,
-	.readdir = fs_readdir,
-	.releasedir = fs_releasedir,
-	.mkdir = fs_mkdir,
-	.rmdir = fs_rmdir,
-	.create = fs_create_file,
-	.open = fs_open,
-	.read = fs_read,
-	.write = fs_write,
-	.truncate = fs_truncate,
-	.flush = fs_flush,
-	.fsync = fs_fsync,
-	.release = fs_release,
-	.unlink = fs_unlink,
-	.rename = fs_rename,
-	.chmod = fs_chmod,
-	.chown = fs_chown,
-	.utimens = fs_utimens,
-	.symlink = fs_symlink,
-	.readlink = fs_readlink,
-	.link = fs_link,
-	.statfs = fs_statfs,
-	.setxattr = fs_setxattr,
-	.getxattr = fs_getxattr,
-	.listxattr = fs_listxattr,
-	.removexattr = fs_removexattr,
+    .init = fs_init,
+    .getattr = fs_getattr,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .releasedir = fs_releasedir,
+    .mkdir = fs_mkdir,
+    .rmdir = fs_rmdir,
+    .create = fs_create_file,
+    .open = fs_open,
+    .read = fs_read,
+    .write = fs_write,
+    .truncate = fs_truncate,
+    .flush = fs_flush,
+    .fsync = fs_fsync,
+    .release = fs_release,
+    .unlink = fs_unlink,
+    .rename = fs_rename,
+    .chmod = fs_chmod,
+    .chown = fs_chown,
+    .utimens = fs_utimens,
+    .symlink = fs_symlink,
+    .readlink = fs_readlink,
+    .link = fs_link,
+    .statfs = fs_statfs,
+    .setxattr = fs_setxattr,
+    .getxattr = fs_getxattr,
+    .listxattr = fs_listxattr,
+    .removexattr = fs_removexattr,
 };
 
 const struct fuse_operations *fs_operations(void)
@@ -1221,7 +1218,8 @@ int fs_create(const struct fs_conf *conf, struct cache **cache, struct fs **out)
 	fs->prefix = pathkey_prefix(conf->prefix);
 	if (!fs->prefix) {
 		rc = -EINVAL;
-		log_err("mount prefix \"%s\" is not a valid path", conf->prefix ? conf->prefix : "");
+		log_err("mount prefix \"%s\" is not a valid path",
+			conf->prefix ? conf->prefix : "");
 		goto fail;
 	}
 	fs->conf.prefix = fs->prefix;

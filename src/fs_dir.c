@@ -79,7 +79,7 @@ static int dents_add(struct fs *fs, struct dents *d, const char *dkey, struct le
 	}
 	e->dir = it->is_prefix;
 	if (!it->is_prefix && it->has_meta) {
-		struct fs_obj o = { .kind = FS_FILE, .size = it->size, .mtime = it->mtime };
+		struct fs_obj o = {.kind = FS_FILE, .size = it->size, .mtime = it->mtime};
 
 		o.meta = it->meta;
 		fs_obj_stat(fs, &o, &e->st);
@@ -103,8 +103,8 @@ static int dent_cmp(const void *a, const void *b)
  * file hidden by a directory of the same name dropped (and remembered). */
 static int load_dents(struct fs *fs, const char *path, struct dents *d)
 {
-	struct lexfs_list_page page = { 0 };
-	struct lexfs_err err = { 0 };
+	struct lexfs_list_page page = {0};
+	struct lexfs_err err = {0};
 	char *dkey = pathkey_key(fs->prefix, path, true);
 	char *token = NULL;
 	size_t out = 0;
@@ -201,11 +201,11 @@ int fs_releasedir(const char *path, struct fuse_file_info *fi)
  * is not listed again for every reply. Attributes go with the entries
  * (readdirplus) when the listing carried the metadata. */
 int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+	       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
 {
 	struct fs *fs = fs_self();
 	struct dents *d = &((struct fs_dh *)(uintptr_t)fi->fh)->d;
-	struct stat dst = { .st_mode = S_IFDIR };
+	struct stat dst = {.st_mode = S_IFDIR};
 	int rc;
 
 	if (offset == 0) {
@@ -221,7 +221,7 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset
 		return 0;
 	for (size_t i = offset > 2 ? (size_t)offset - 2 : 0; i < d->n; i++) {
 		struct dent *e = &d->v[i];
-		struct stat st = { 0 };
+		struct stat st = {0};
 		bool plus = false;
 
 		if (e->dir) {

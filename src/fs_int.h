@@ -28,14 +28,14 @@ struct fs {
 	struct store *st; /* owned by cache */
 	int64_t start_time;
 
-	pthread_mutex_t lock;       /* guards the fields below */
+	pthread_mutex_t lock;	     /* guards the fields below */
 	struct lexfs_meta root_meta; /* attributes and xattrs of the mount root */
-	char **warned;               /* keys already warned about (bounded) */
+	char **warned;		     /* keys already warned about (bounded) */
 	size_t nwarned;
-	char **conflicts;            /* keys that are both a file and a prefix (bounded) */
+	char **conflicts; /* keys that are both a file and a prefix (bounded) */
 	size_t nconflicts;
-	struct fs_fh *handles;       /* open file handles (fs.c) */
-	struct fs_dh *dirs;          /* open directory handles (fs.c) */
+	struct fs_fh *handles; /* open file handles (fs.c) */
+	struct fs_dh *dirs;    /* open directory handles (fs.c) */
 	size_t nhandles, ndirs;
 };
 
