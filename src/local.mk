@@ -6,3 +6,5 @@ liblexfs_a_SOURCES += \
 	src/crypto.c src/crypto.h \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
+# ops: events/hooks/webhook, Prometheus metrics, doctor
+liblexfs_a_SOURCES += src/events.c src/events.h
