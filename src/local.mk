@@ -6,5 +6,7 @@ liblexfs_a_SOURCES += \
 	src/crypto.c src/crypto.h \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
+# drv branch: presigned URLs of the local and memory drivers.
+liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
 # ops: events/hooks/webhook, Prometheus metrics, doctor
 liblexfs_a_SOURCES += src/events.c src/events.h
