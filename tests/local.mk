@@ -20,3 +20,6 @@ tests_unit_core_test_LDADD = $(LEXFS_LIBS)
 UNIT_TESTS += tests/unit/events_test
 tests_unit_events_test_SOURCES = tests/unit/events_test.c tests/unit/check.h
 tests_unit_events_test_LDADD = $(LEXFS_LIBS)
+UNIT_TESTS += tests/unit/metrics_test
+tests_unit_metrics_test_SOURCES = tests/unit/metrics_test.c tests/unit/check.h
+tests_unit_metrics_test_LDADD = $(LEXFS_LIBS)
