@@ -9,4 +9,5 @@ liblexfs_a_SOURCES += \
 # drv branch: presigned URLs of the local and memory drivers.
 liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
 # ops: events/hooks/webhook, Prometheus metrics, doctor
-liblexfs_a_SOURCES += src/events.c src/events.h src/metrics.c src/metrics.h
+liblexfs_a_SOURCES += src/events.c src/events.h src/metrics.c src/metrics.h \
+	src/doctor.c src/doctor.h

@@ -23,3 +23,6 @@ tests_unit_events_test_LDADD = $(LEXFS_LIBS)
 UNIT_TESTS += tests/unit/metrics_test
 tests_unit_metrics_test_SOURCES = tests/unit/metrics_test.c tests/unit/check.h
 tests_unit_metrics_test_LDADD = $(LEXFS_LIBS)
+UNIT_TESTS += tests/unit/doctor_test
+tests_unit_doctor_test_SOURCES = tests/unit/doctor_test.c tests/unit/check.h
+tests_unit_doctor_test_LDADD = $(LEXFS_LIBS)
