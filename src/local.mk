@@ -10,4 +10,4 @@ liblexfs_a_SOURCES += \
 liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
 # ops: events/hooks/webhook, Prometheus metrics, doctor
 liblexfs_a_SOURCES += src/events.c src/events.h src/metrics.c src/metrics.h \
-	src/doctor.c src/doctor.h
+	src/doctor.c src/doctor.h src/sdnotify.c src/sdnotify.h

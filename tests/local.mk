@@ -26,3 +26,6 @@ tests_unit_metrics_test_LDADD = $(LEXFS_LIBS)
 UNIT_TESTS += tests/unit/doctor_test
 tests_unit_doctor_test_SOURCES = tests/unit/doctor_test.c tests/unit/check.h
 tests_unit_doctor_test_LDADD = $(LEXFS_LIBS)
+UNIT_TESTS += tests/unit/sdnotify_test
+tests_unit_sdnotify_test_SOURCES = tests/unit/sdnotify_test.c tests/unit/check.h
+tests_unit_sdnotify_test_LDADD = $(LEXFS_LIBS)
