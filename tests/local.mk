@@ -16,6 +16,17 @@ check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 tests_unit_core_test_SOURCES = tests/unit/core_test.c tests/unit/check.h
 tests_unit_core_test_LDADD = $(LEXFS_LIBS)
+# cli: configuration and mount-source unit tests
+UNIT_TESTS += tests/unit/config_test tests/unit/source_test
+tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
+tests_unit_config_test_LDADD = $(LEXFS_LIBS)
+tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
+tests_unit_source_test_LDADD = $(LEXFS_LIBS)
+# cache: the cache on the memory driver (tests/unit/cache_test.c)
+check_PROGRAMS += tests/unit/cache_test
+TESTS += tests/unit/cache_test
+tests_unit_cache_test_SOURCES = tests/unit/cache_test.c tests/unit/check.h
+tests_unit_cache_test_LDADD = $(LEXFS_LIBS)
 # ops unit tests
 UNIT_TESTS += tests/unit/events_test
 tests_unit_events_test_SOURCES = tests/unit/events_test.c tests/unit/check.h
