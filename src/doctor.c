@@ -83,10 +83,15 @@ static int64_t mono_ms(void)
  * lexfs_err by contract). */
 static const char *errtext(const struct lexfs_err *e, int rc, char *buf, size_t len)
 {
+	const char *sys = strerror(-rc);
+	bool said = strstr(e->message, sys) != NULL;
+
 	if (e->message[0] && e->code)
-		snprintf(buf, len, "LEXFS-%03d %s (%s)", (int)e->code, e->message, strerror(-rc));
+		snprintf(buf, len, "LEXFS-%03d %s%s%s%s", (int)e->code, e->message,
+			 said ? "" : " (", said ? "" : sys, said ? "" : ")");
 	else if (e->message[0])
-		snprintf(buf, len, "%s (%s)", e->message, strerror(-rc));
+		snprintf(buf, len, "%s%s%s%s", e->message, said ? "" : " (", said ? "" : sys,
+			 said ? "" : ")");
 	else
 		snprintf(buf, len, "%s", strerror(-rc));
 	return buf;
@@ -222,6 +227,18 @@ static struct store *check_driver(struct doctor *d)
 		       "driver %s did not open: %s", c->driver ? c->driver : "?",
 		       errtext(&e, rc, eb, sizeof(eb)));
 		return NULL;
+	}
+	/* A setting the driver never read is a typo or belongs to another driver. */
+	for (size_t i = 0; c->settings && i < c->settings->n; i++) {
+		const struct setting *it = &c->settings->v[i];
+
+		if (!it->used) {
+			report(d, "driver", D_FAIL, "remove it or correct its name (lexfs(1) lists "
+			       "each driver's settings)", "unknown option %s (from %s): the %s "
+			       "driver has no such setting", it->key, it->origin ? it->origin : "?",
+			       c->driver);
+			return st;
+		}
 	}
 	report(d, "driver", D_PASS, NULL, "driver %s opened", c->driver);
 	return st;

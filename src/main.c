@@ -19,7 +19,7 @@
  *
  * Exit status: 0 success; 1 usage or configuration error; 2 the backend could not
  * be opened or failed its health check; 3 the FUSE mount failed; verify-url: 1 the
- * URL is not valid, 2 it has expired.
+ * URL is not valid, 2 it has expired; doctor: 0 when no check failed, 1 otherwise.
  */
 #define FUSE_USE_VERSION 31
 #include "config.h"
@@ -43,6 +43,7 @@
 #include "cache/cache.h"
 #include "drivers/store.h"
 #include "src/conf.h"
+#include "src/doctor.h"
 #include "src/fs.h"
 #include "src/log.h"
 #include "src/source.h"
@@ -75,6 +76,7 @@ static void usage(FILE *fp)
 		" [-o OPT]\n"
 		"       lexfs verify-url URL [--source SOURCE] [-o OPT]\n"
 		"       lexfs status MOUNTPOINT [--json]\n"
+		"       lexfs doctor [SOURCE] [-o OPT] [--json]\n"
 		"       lexfs version\n"
 		"\n"
 		"SOURCE: s3://bucket[/prefix]  r2://bucket[/prefix]  gs://bucket[/prefix]\n"
@@ -911,6 +913,60 @@ static int cmd_status(int argc, char **argv)
 	return 0;
 }
 
+/* ---- doctor (src/doctor.c does the checks) -------------------------------- */
+
+static int doctor_opt(void *vctx, int argc, char **argv, int i)
+{
+	bool *json = vctx;
+
+	if (strcmp(argv[i], "--json") == 0) {
+		*json = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_doctor(int argc, char **argv)
+{
+	struct sub_args sa = { 0 };
+	struct lexfs_config cfg;
+	struct doctor_conf dc = { 0 };
+	char msg[1024], cdir[PATH_MAX], probe[PATH_MAX];
+	bool json = false;
+	int rc, ret = EXIT_USAGE;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if (sub_parse(argc, argv, &sa, doctor_opt, &json) < 0)
+		goto out;
+	struct config_input in = { .source = sa.source ? sa.source : sa.positional,
+				   .opts = &sa.opts, .env = environ };
+	msg[0] = '\0';
+	rc = config_load(&in, &cfg, msg, sizeof(msg));
+	dc.config_status = rc < 0 ? rc : 0;
+	dc.config_message = msg;
+	if (rc == 0) {
+		dc.config_file = cfg.file;
+		dc.driver = cfg.driver;
+		dc.settings = &cfg.drv;
+		dc.plugin_dir = cfg.plugin_dir;
+		dc.timeout_ms = cfg.health_timeout_ms > 0 ? cfg.health_timeout_ms : cfg.timeout_ms;
+		snprintf(probe, sizeof(probe), "%s.lexfs-doctor/", cfg.prefix);
+		dc.probe_prefix = probe;
+		if (cache_dir_for(&cfg, cdir, sizeof(cdir)) == 0 || cfg.cache_dir != NULL)
+			dc.cache_dir = cfg.cache_dir != NULL ? cfg.cache_dir : cdir;
+	}
+	log_open(LOG_SINK_STDERR, NULL, LOG_CRIT); /* the report says it all */
+	ret = doctor_run(&dc, stdout, json);
+	if (ret < 0) {
+		say("doctor: %s", strerror(-ret));
+		ret = EXIT_USAGE;
+	}
+out:
+	config_free(&cfg);
+	settings_free(&sa.opts);
+	return ret;
+}
+
 static int cmd_version(void)
 {
 	const char *const *names = registry_names();
@@ -941,6 +997,8 @@ int main(int argc, char **argv)
 			return cmd_verify_url(argc, argv);
 		if (strcmp(c, "status") == 0)
 			return cmd_status(argc, argv);
+		if (strcmp(c, "doctor") == 0)
+			return cmd_doctor(argc, argv);
 	}
 	return cmd_mount(argc, argv);
 }
