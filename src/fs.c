@@ -57,6 +57,7 @@ struct fs_fh {
 	struct cache_file *cf;
 	char *key;  /* key at open time (used when FUSE gives no path) */
 	bool wrote; /* mtime already moved to "now" by this handle */
+	uint64_t size; /* as this handle saw it: fstat after unlink only */
 };
 
 struct fs *fs_self(void)
@@ -291,6 +292,48 @@ static int has_children(struct fs *fs, const char *dkey, bool recursive)
 	return found;
 }
 
+static int lookup_dir(struct fs *fs, struct fs_obj *o)
+{
+	struct lexfs_list_page page = { 0 };
+	struct lexfs_objinfo oi = { 0 };
+	bool marker = false;
+	int rc;
+
+	rc = store_list(fs->st, o->key, "/", NULL, 1, &page, NULL);
+	if (rc)
+		return rc;
+	if (page.n == 0) {
+		list_page_free(&page);
+		return -ENOENT;
+	}
+	if (!page.items[0].is_prefix && strcmp(page.items[0].key, o->key) == 0) {
+		marker = true;
+		if (page.items[0].has_meta) {
+			o->kind = FS_MARKER;
+			obj_from_info(o, &page.items[0]);
+		}
+	}
+	list_page_free(&page);
+	if (!marker) {
+		o->kind = FS_IMPLICIT;
+		o->mtime = fs->start_time;
+		return 0;
+	}
+	if (o->kind == FS_MARKER)
+		return 0;
+	rc = store_info(fs->st, o->key, &oi, NULL);
+	if (rc == 0) {
+		o->kind = FS_MARKER;
+		obj_from_info(o, &oi);
+	} else if (rc == -ENOENT) { /* removed meanwhile */
+		o->kind = FS_IMPLICIT;
+		o->mtime = fs->start_time;
+		rc = 0;
+	}
+	objinfo_free(&oi);
+	return rc;
+}
+
 int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 {
 	struct lexfs_objinfo oi = { 0 };
@@ -336,30 +379,13 @@ int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 			return rc;
 	}
 
-	/* A directory: its marker, else any key below it. */
+	/* A directory: one listing finds its marker (listed first) or any key
+	 * below it; a missing name costs a HEAD and a LIST, no more. */
 	free(o->key);
 	o->key = pathkey_key(fs->prefix, path, true);
 	if (!o->key)
 		return -ENOMEM;
-	memset(&oi, 0, sizeof(oi));
-	rc = store_info(fs->st, o->key, &oi, NULL);
-	if (rc == 0) {
-		o->kind = FS_MARKER;
-		obj_from_info(o, &oi);
-		objinfo_free(&oi);
-		return 0;
-	}
-	objinfo_free(&oi);
-	if (rc != -ENOENT)
-		return rc;
-	rc = has_children(fs, o->key, false);
-	if (rc < 0)
-		return rc;
-	if (rc == 0)
-		return -ENOENT;
-	o->kind = FS_IMPLICIT;
-	o->mtime = fs->start_time;
-	return 0;
+	return lookup_dir(fs, o);
 }
 
 mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o)
@@ -489,6 +515,10 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		o.mtime = fs->start_time;
 		rc = cache_pending(fs->cache, fh->key, &o.size, &o.meta, o.content_type,
 				   sizeof(o.content_type));
+		if (rc == -ENOENT) {
+			o.size = fh->size; /* unlinked: the cache no longer names it */
+			rc = 0;
+		}
 	} else {
 		rc = fs_lookup(fs, path, &o);
 	}
@@ -612,7 +642,8 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	if (rc)
 		goto out;
 
-	qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
+	if (d.n > 1)
+		qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
 	dst.st_mode = S_IFDIR;
 	filler(buf, ".", &dst, 0, 0);
 	filler(buf, "..", &dst, 0, 0);
@@ -719,7 +750,8 @@ out:
 
 /* --- files --- */
 
-static int fh_new(const char *key, struct cache_file *cf, struct fuse_file_info *fi)
+static int fh_new(const char *key, uint64_t size, struct cache_file *cf,
+		  struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = calloc(1, sizeof(*fh));
 
@@ -731,6 +763,7 @@ static int fh_new(const char *key, struct cache_file *cf, struct fuse_file_info 
 		return -ENOMEM;
 	}
 	fh->cf = cf;
+	fh->size = size;
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	return 0;
 }
@@ -761,7 +794,7 @@ static int fs_create_file(const char *path, mode_t mode, struct fuse_file_info *
 	meta_free(&meta);
 	if (rc)
 		goto out;
-	rc = fh_new(key, cf, fi);
+	rc = fh_new(key, 0, cf, fi);
 	if (!rc)
 		fh_of(fi)->wrote = true; /* created now: its mtime is already "now" */
 out:
@@ -800,7 +833,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	rc = open_obj(fs, &o, fi->flags, &cf);
 	if (rc)
 		goto out;
-	rc = fh_new(o.key, cf, fi);
+	rc = fh_new(o.key, (fi->flags & O_TRUNC) ? 0 : o.size, cf, fi);
 out:
 	fs_obj_free(&o);
 	return rc;
@@ -847,8 +880,11 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 	struct fs_fh *fh = fh_of(fi);
 	ssize_t n = cache_write(fh->cf, buf, size, off);
 
-	if (n > 0)
+	if (n > 0) {
 		mark_written(fs, path, fh);
+		if ((uint64_t)off + (uint64_t)n > fh->size)
+			fh->size = (uint64_t)off + (uint64_t)n;
+	}
 	return (int)n;
 }
 
@@ -863,8 +899,10 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		return -EROFS;
 	if (fi) {
 		rc = cache_ftruncate(fh_of(fi)->cf, size);
-		if (!rc)
+		if (!rc) {
 			mark_written(fs, path, fh_of(fi));
+			fh_of(fi)->size = (uint64_t)size;
+		}
 		return rc;
 	}
 	rc = fs_lookup(fs, path, &o);
@@ -922,11 +960,12 @@ static int fs_unlink(const char *path)
 	if (!key)
 		return -ENOMEM;
 	rc = cache_unlink(fs->cache, key);
-	if (rc >= 0) {
-		/* Also when the cache held it: an older version may be in the store. */
+	if (rc == 0) { /* 1: the cache held it and it never reached the store */
 		rc = store_remove(fs->st, key, &err);
 		if (rc)
 			log_store_fail("remove", key, rc, &err);
+	} else if (rc == 1) {
+		rc = 0;
 	}
 	forget_conflict(fs, key);
 	free(key);
