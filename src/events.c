@@ -48,6 +48,8 @@ struct events {
 	struct events_conf conf; /* strings below are our copies */
 	char *log_path;
 	char *webhook_url;
+	char *bucket;  /* default bucket, "" when none */
+	char *backend; /* default backend name */
 	char **argv_stored;  /* NULL: no hook */
 	char **argv_deleted;
 
@@ -677,7 +679,13 @@ int events_create(const struct events_conf *conf, struct events **out)
 	if (ev->conf.retry_base_ms <= 0)
 		ev->conf.retry_base_ms = 500;
 	ev->conf.log_path = ev->conf.on_stored = ev->conf.on_deleted = NULL;
-	ev->conf.webhook_url = NULL;
+	ev->conf.webhook_url = ev->conf.bucket = ev->conf.backend = NULL;
+	ev->bucket = strdup(conf->bucket ? conf->bucket : "");
+	ev->backend = strdup(conf->backend ? conf->backend : "default");
+	if (!ev->bucket || !ev->backend) {
+		ret = -ENOMEM;
+		goto fail;
+	}
 
 	if (conf->on_stored && conf->on_stored[0]) {
 		ret = events_split_command(conf->on_stored, &ev->argv_stored);
@@ -768,6 +776,8 @@ void events_destroy(struct events *ev)
 	events_argv_free(ev->argv_deleted);
 	free(ev->webhook_url);
 	free(ev->log_path);
+	free(ev->bucket);
+	free(ev->backend);
 	pthread_cond_destroy(&ev->cond);
 	pthread_mutex_destroy(&ev->lock);
 	pthread_mutex_destroy(&ev->log_lock);
@@ -833,6 +843,16 @@ void events_emit(struct events *ev, const struct lexfs_event *e)
 
 	if (!ev || !e)
 		return;
+	if (!e->bucket || !e->backend) {
+		struct lexfs_event filled = *e;
+
+		if (!filled.bucket)
+			filled.bucket = ev->bucket;
+		if (!filled.backend)
+			filled.backend = ev->backend;
+		events_emit(ev, &filled);
+		return;
+	}
 	ms = event_time(e);
 	json = json_of(e, ms);
 	if (!json) {

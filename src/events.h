@@ -57,8 +57,9 @@ enum lexfs_event_type {
 struct lexfs_event {
 	enum lexfs_event_type type;
 	const char *key;      /* store key (required) */
-	const char *bucket;   /* the backend's bucket / container / root name; NULL: "" */
-	const char *backend;  /* backend name; NULL: "default" */
+	const char *bucket;   /* the backend's bucket / container / root name; NULL: the
+			       * events_conf default, else "" */
+	const char *backend;  /* backend name; NULL: the events_conf default, else "default" */
 	bool has_size;
 	uint64_t size;        /* size_bytes when has_size */
 	const char *etag;     /* NULL or "": unknown */
@@ -75,6 +76,8 @@ struct events_conf {
 	int webhook_retries;     /* 0: 3 (attempts after the first); -1: none */
 	int webhook_timeout_ms;  /* 0: 10000 */
 	int retry_base_ms;       /* 0: 500; webhook backoff base */
+	const char *bucket;      /* default of lexfs_event.bucket (bucket/container/root) */
+	const char *backend;     /* default of lexfs_event.backend; NULL: "default" */
 };
 
 struct events_counters {

@@ -44,6 +44,7 @@
 #include "drivers/store.h"
 #include "src/conf.h"
 #include "src/doctor.h"
+#include "src/opsrt.h"
 #include "src/fs.h"
 #include "src/log.h"
 #include "src/source.h"
@@ -140,6 +141,7 @@ static int parse_o(const char *arg, struct settings *opts)
 /* ---- the mount ------------------------------------------------------------- */
 
 struct mount_stack {
+	struct ops *ops; /* events, health, metrics, signals (src/opsrt.h) */
 	struct fs *fs;
 	struct fuse *fuse;
 	bool handlers;
@@ -294,8 +296,10 @@ static void mount_stack_destroy(struct mount_stack *ms)
 		fuse_unmount(ms->fuse);
 	if (ms->fuse != NULL)
 		fuse_destroy(ms->fuse);
+	ops_detach(ms->ops); /* the health thread and metrics server borrow the store */
 	/* Drains pending uploads, then closes the driver. */
 	fs_destroy(ms->fs);
+	ops_destroy(ms->ops); /* after the last upload's event */
 	memset(ms, 0, sizeof(*ms));
 }
 
@@ -338,6 +342,32 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		store_destroy(st);
 		return EXIT_USAGE;
 	}
+	{
+		const char *bucket = settings_display(&cfg->drv, "bucket");
+
+		if (bucket == NULL)
+			bucket = settings_display(&cfg->drv, "container");
+		if (bucket == NULL)
+			bucket = settings_display(&cfg->drv, "root_dir");
+		struct ops_conf oc = {
+		    .events = {.log_path = cfg->events_log,
+			       .on_stored = cfg->events_on_stored,
+			       .on_deleted = cfg->events_on_deleted,
+			       .webhook_url = cfg->events_webhook,
+			       .hook_timeout_ms = cfg->events_hook_timeout_ms,
+			       .bucket = bucket,
+			       .backend = "default"},
+		    .health_interval_s = cfg->health_interval_s,
+		    .health_timeout_ms = cfg->health_timeout_ms,
+		    .metrics_addr = cfg->metrics_addr,
+		};
+		rc = ops_create(&oc, &ms->ops);
+		if (rc < 0) {
+			say("cannot set up events (events_log, hooks, webhook): %s", strerror(-rc));
+			store_destroy(st);
+			return EXIT_USAGE;
+		}
+	}
 	struct cache_conf cc = {
 	    .dir = cdir,
 	    .size_limit = cfg->cache_size,
@@ -348,6 +378,7 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	    .readahead_max = cfg->readahead_max,
 	    .stat_ttl_ms = cfg->stat_ttl_ms,
 	    .list_ttl_ms = cfg->list_ttl_ms,
+	    .events = ops_events(ms->ops),
 	};
 	rc = cache_create(&cc, &st, &cache); /* takes st */
 	if (rc < 0) {
@@ -355,6 +386,7 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		return EXIT_USAGE;
 	}
 	struct store *store_ref = cache_store(cache); /* owned by the cache */
+	struct cache *cache_ref = cache;              /* owned by the fs layer next */
 	struct fs_conf fc = {
 	    .prefix = cfg->prefix,
 	    .uid = cfg->uid,
@@ -366,6 +398,7 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	    .presign_expiry_s = cfg->presign_expiry_s,
 	    .max_file_size = cfg->max_file_size,
 	    .read_only = cfg->read_only,
+	    .ops = ms->ops,
 	};
 	rc = fs_create(&fc, &cache, &ms->fs); /* takes cache */
 	if (rc < 0) {
@@ -393,6 +426,13 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		snprintf(msg, sizeof(msg), "the %s backend failed its health check", cfg->driver);
 		say_err(msg, rc, &err);
 		return EXIT_BACKEND;
+	}
+	rc = ops_attach(ms->ops, store_ref, cache_ref);
+	if (rc < 0) {
+		say("cannot start the health check or the metrics server: %s (check -o "
+		    "metrics_addr: loopback HOST:PORT only)",
+		    strerror(-rc));
+		return EXIT_USAGE;
 	}
 
 	if (fuse_mount(ms->fuse, mountpoint) != 0) {
@@ -556,6 +596,7 @@ static int cmd_mount(int argc, char **argv)
 		daemon_ready(notify, &cfg);
 		notify = -1;
 	}
+	ops_ready(ms.ops, mnt);
 	if (chdir("/") < 0)
 		log_warn("chdir /: %s", strerror(errno));
 	if (cfg.single_thread)
