@@ -20,7 +20,7 @@
 
 enum dstatus { D_PASS, D_WARN, D_FAIL, D_SKIP };
 
-static const char *const status_names[] = { "pass", "warn", "fail", "skip" };
+static const char *const status_names[] = {"pass", "warn", "fail", "skip"};
 
 struct dresult {
 	char check[32];
@@ -119,10 +119,10 @@ static void check_config(struct doctor *d)
 /* Names that hold or point at credentials. Values are never read here. */
 static bool is_credential_key(const char *k)
 {
-	static const char *const words[] = { "secret", "password", "passwd", "token",
-					     "credential", "connection_string", "access_key",
-					     "account_key", "private_key", "sas", "key_file",
-					     "service_account", "profile" };
+	static const char *const words[] = {
+	    "secret",	  "password",	 "passwd",	"token", "credential", "connection_string",
+	    "access_key", "account_key", "private_key", "sas",	 "key_file",   "service_account",
+	    "profile"};
 
 	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
 		if (strstr(k, words[i]))
@@ -136,17 +136,17 @@ struct env_cred {
 };
 
 static const struct env_cred env_creds[] = {
-	{ "s3", "AWS_ACCESS_KEY_ID" },
-	{ "s3", "AWS_SECRET_ACCESS_KEY" },
-	{ "s3", "AWS_SESSION_TOKEN" },
-	{ "s3", "AWS_PROFILE" },
-	{ "s3", "AWS_SHARED_CREDENTIALS_FILE" },
-	{ "r2", "AWS_ACCESS_KEY_ID" },
-	{ "r2", "AWS_SECRET_ACCESS_KEY" },
-	{ "gcs", "GOOGLE_APPLICATION_CREDENTIALS" },
-	{ "azure", "AZURE_STORAGE_CONNECTION_STRING" },
-	{ "azure", "AZURE_STORAGE_KEY" },
-	{ "azure", "AZURE_STORAGE_SAS_TOKEN" },
+    {"s3", "AWS_ACCESS_KEY_ID"},
+    {"s3", "AWS_SECRET_ACCESS_KEY"},
+    {"s3", "AWS_SESSION_TOKEN"},
+    {"s3", "AWS_PROFILE"},
+    {"s3", "AWS_SHARED_CREDENTIALS_FILE"},
+    {"r2", "AWS_ACCESS_KEY_ID"},
+    {"r2", "AWS_SECRET_ACCESS_KEY"},
+    {"gcs", "GOOGLE_APPLICATION_CREDENTIALS"},
+    {"azure", "AZURE_STORAGE_CONNECTION_STRING"},
+    {"azure", "AZURE_STORAGE_KEY"},
+    {"azure", "AZURE_STORAGE_SAS_TOKEN"},
 };
 
 static void check_credentials(struct doctor *d)
@@ -193,7 +193,8 @@ static void check_credentials(struct doctor *d)
 		       "set them in the storage.<driver> group of the config file (mode 0600) or "
 		       "the provider's environment variables",
 		       "none found in settings or environment for driver %s; anonymous access "
-		       "or a metadata-service role would be used", c->driver);
+		       "or a metadata-service role would be used",
+		       c->driver);
 	else
 		report(d, "credentials", D_PASS, NULL, "driver %s needs none",
 		       c->driver ? c->driver : "?");
@@ -205,8 +206,8 @@ static void check_credentials(struct doctor *d)
 static struct store *check_driver(struct doctor *d)
 {
 	const struct doctor_conf *c = d->conf;
-	struct store_conf sc = { 0 };
-	struct lexfs_err e = { 0 };
+	struct store_conf sc = {0};
+	struct lexfs_err e = {0};
 	struct store *st = NULL;
 	char eb[400];
 	int rc;
@@ -233,10 +234,12 @@ static struct store *check_driver(struct doctor *d)
 		const struct setting *it = &c->settings->v[i];
 
 		if (!it->used) {
-			report(d, "driver", D_FAIL, "remove it or correct its name (lexfs(1) lists "
-			       "each driver's settings)", "unknown option %s (from %s): the %s "
-			       "driver has no such setting", it->key, it->origin ? it->origin : "?",
-			       c->driver);
+			report(d, "driver", D_FAIL,
+			       "remove it or correct its name (lexfs(1) lists "
+			       "each driver's settings)",
+			       "unknown option %s (from %s): the %s "
+			       "driver has no such setting",
+			       it->key, it->origin ? it->origin : "?", c->driver);
 			return st;
 		}
 	}
@@ -246,7 +249,7 @@ static struct store *check_driver(struct doctor *d)
 
 static bool check_endpoint(struct doctor *d, struct store *st)
 {
-	struct lexfs_err e = { 0 };
+	struct lexfs_err e = {0};
 	int64_t t0 = mono_ms();
 	char eb[400];
 	int rc;
@@ -277,9 +280,9 @@ static bool check_endpoint(struct doctor *d, struct store *st)
 
 static int64_t parse_http_date(const char *s)
 {
-	static const char *const mon[] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					   "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
-	struct tm tm = { 0 };
+	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+	struct tm tm = {0};
 	char m[4] = "";
 	int day, year, hh, mm, ss;
 	char *end;
@@ -308,7 +311,7 @@ static int64_t parse_http_date(const char *s)
 
 static void check_clock(struct doctor *d, struct store *st, bool reachable)
 {
-	struct lexfs_err e = { 0 };
+	struct lexfs_err e = {0};
 	int64_t server, local, skew;
 	int max = d->conf->max_skew_s > 0 ? d->conf->max_skew_s : 900;
 	char eb[400];
@@ -340,8 +343,8 @@ static void check_clock(struct doctor *d, struct store *st, bool reachable)
 		report(d, "clock", D_FAIL,
 		       "synchronise the clock (systemd-timesyncd, chrony or ntpd): signed requests "
 		       "are refused past 15 minutes",
-		       "local clock is %lld s %s the server's", (long long)(skew < 0 ? -skew : skew),
-		       skew > 0 ? "ahead of" : "behind");
+		       "local clock is %lld s %s the server's",
+		       (long long)(skew < 0 ? -skew : skew), skew > 0 ? "ahead of" : "behind");
 	else if (skew > 60 || skew < -60)
 		report(d, "clock", D_WARN, "synchronise the clock (chrony, systemd-timesyncd)",
 		       "local clock is %lld s off the server's", (long long)skew);
@@ -362,11 +365,11 @@ static size_t fetch_sink(char *p, size_t size, size_t nmemb, void *arg)
 }
 
 /* GET url with libcurl; 0 and the body, or a message. */
-static int fetch_url(const char *url, int timeout_ms, struct buf *body, long *status,
-		     char *why, size_t whylen)
+static int fetch_url(const char *url, int timeout_ms, struct buf *body, long *status, char *why,
+		     size_t whylen)
 {
 	CURL *h = curl_easy_init();
-	struct fetch f = { .body = BUF_INIT(1024 * 1024) };
+	struct fetch f = {.body = BUF_INIT(1024 * 1024)};
 	CURLcode rc;
 
 	*status = 0;
@@ -397,7 +400,7 @@ static const char probe_body[] = "lexfs doctor probe: safe to delete\n";
 
 static void probe_presign(struct doctor *d, struct store *st, const char *key)
 {
-	struct lexfs_err e = { 0 };
+	struct lexfs_err e = {0};
 	char *url = NULL, eb[400], why[256];
 	struct buf body = BUF_INIT(1024);
 	long status;
@@ -436,11 +439,13 @@ static void probe_presign(struct doctor *d, struct store *st, const char *key)
 			report(d, "probe-presign", D_WARN,
 			       "serve base_url, or set it to where the files are served",
 			       "presigned URL made and its signature verified, but fetching it "
-			       "failed: %s", why);
+			       "failed: %s",
+			       why);
 		else
-			report(d, "probe-presign", D_FAIL,
-			       "the URL's host must be reachable from clients (endpoint / base_url)",
-			       "presigned URL made, fetching it failed: %s", why);
+			report(
+			    d, "probe-presign", D_FAIL,
+			    "the URL's host must be reachable from clients (endpoint / base_url)",
+			    "presigned URL made, fetching it failed: %s", why);
 		free(url);
 		return;
 	}
@@ -449,8 +454,7 @@ static void probe_presign(struct doctor *d, struct store *st, const char *key)
 		report(d, "probe-presign", D_FAIL,
 		       "check the clock and that the signing credentials may read the object",
 		       "presigned URL made, fetching it gave HTTP %ld", status);
-	else if (body.len != sizeof(probe_body) - 1 ||
-		 memcmp(body.data, probe_body, body.len) != 0)
+	else if (body.len != sizeof(probe_body) - 1 || memcmp(body.data, probe_body, body.len) != 0)
 		report(d, "probe-presign", D_FAIL, "report this as a lexfs bug",
 		       "presigned URL fetched, but the bytes differ from the probe's");
 	else
@@ -461,19 +465,19 @@ static void probe_presign(struct doctor *d, struct store *st, const char *key)
 static void check_probe(struct doctor *d, struct store *st, bool reachable)
 {
 	const char *prefix = d->conf->probe_prefix ? d->conf->probe_prefix : ".lexfs-doctor/";
-	struct lexfs_src src = { .buf = probe_body, .len = sizeof(probe_body) - 1 };
-	struct lexfs_objinfo oi = { 0 };
-	struct lexfs_list_page page = { 0 };
-	struct lexfs_err e = { 0 };
+	struct lexfs_src src = {.buf = probe_body, .len = sizeof(probe_body) - 1};
+	struct lexfs_objinfo oi = {0};
+	struct lexfs_list_page page = {0};
+	struct lexfs_err e = {0};
 	char key[512], copy[560], eb[400], got[128];
 	const char *perm_fix = "grant the credentials this permission on the bucket (or "
 			       "mount read-only with -o ro)";
 	size_t n = 0;
 	bool listed = false, copied = false;
 	int rc;
-	static const char *const names[] = { "probe-put",  "probe-info",    "probe-get",
-					     "probe-list", "probe-copy",    "probe-presign",
-					     "probe-remove", "multipart" };
+	static const char *const names[] = {"probe-put",    "probe-info", "probe-get",
+					    "probe-list",   "probe-copy", "probe-presign",
+					    "probe-remove", "multipart"};
 
 	if (!st || !reachable) {
 		for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -562,32 +566,30 @@ static void check_probe(struct doctor *d, struct store *st, bool reachable)
 		rc = rc < 0 ? rc : 0;
 	}
 	if (rc)
-		report(d, "probe-remove", D_FAIL, perm_fix,
-		       "remove failed: %s (delete %s by hand)", errtext(&e, rc, eb, sizeof(eb)),
-		       key);
+		report(d, "probe-remove", D_FAIL, perm_fix, "remove failed: %s (delete %s by hand)",
+		       errtext(&e, rc, eb, sizeof(eb)), key);
 	else
 		report(d, "probe-remove", D_PASS, NULL, "removed");
 
-multipart:
-	{
-		store_mpu *mpu = NULL;
-		char mkey[560];
+multipart : {
+	store_mpu *mpu = NULL;
+	char mkey[560];
 
-		snprintf(mkey, sizeof(mkey), "%s.mpu", key);
-		lexfs_err_clear(&e);
-		rc = store_mp_begin(st, mkey, NULL, &mpu, &e);
-		if (!rc)
-			rc = store_mp_abort(st, mpu, &e);
-		if (rc)
-			report(d, "multipart", D_FAIL,
-			       "grant multipart permissions (s3:AbortMultipartUpload ...)",
-			       "begin/abort failed: %s", errtext(&e, rc, eb, sizeof(eb)));
-		else
-			report(d, "multipart", D_PASS, NULL, "begin + abort %s",
-			       store_caps(st) & LEXFS_CAP_MULTIPART
-				       ? "(native)"
-				       : "(buffered by lexfs: the driver has no native multipart)");
-	}
+	snprintf(mkey, sizeof(mkey), "%s.mpu", key);
+	lexfs_err_clear(&e);
+	rc = store_mp_begin(st, mkey, NULL, &mpu, &e);
+	if (!rc)
+		rc = store_mp_abort(st, mpu, &e);
+	if (rc)
+		report(d, "multipart", D_FAIL,
+		       "grant multipart permissions (s3:AbortMultipartUpload ...)",
+		       "begin/abort failed: %s", errtext(&e, rc, eb, sizeof(eb)));
+	else
+		report(d, "multipart", D_PASS, NULL, "begin + abort %s",
+		       store_caps(st) & LEXFS_CAP_MULTIPART
+			   ? "(native)"
+			   : "(buffered by lexfs: the driver has no native multipart)");
+}
 }
 
 /* ---- local machine ---- */
@@ -623,8 +625,10 @@ static void check_cache_dir(struct doctor *d)
 			       "%s does not exist yet; lexfs will create it", dir);
 			return;
 		}
-		report(d, "cache-dir", D_FAIL, "create it, or point cache_dir at a writable "
-		       "local directory", "%s: %s", dir, strerror(err));
+		report(d, "cache-dir", D_FAIL,
+		       "create it, or point cache_dir at a writable "
+		       "local directory",
+		       "%s: %s", dir, strerror(err));
 		return;
 	}
 	if (!S_ISDIR(sb.st_mode)) {
@@ -643,7 +647,8 @@ static void check_cache_dir(struct doctor *d)
 		}
 		report(d, "cache-dir", D_FAIL,
 		       "make it writable by the user that mounts (chown/chmod), or choose "
-		       "another cache_dir", "%s is not writable: %s", dir, strerror(err));
+		       "another cache_dir",
+		       "%s is not writable: %s", dir, strerror(err));
 		return;
 	}
 	close(fd);
@@ -659,9 +664,10 @@ static void check_cache_dir(struct doctor *d)
 		       "%s writable but only %llu MiB free", dir,
 		       (unsigned long long)(avail >> 20));
 	else if (avail < (1ull << 30))
-		report(d, "cache-dir", D_WARN, "free space or move cache_dir: large files are "
-		       "staged here whole", "%s writable, %llu MiB free", dir,
-		       (unsigned long long)(avail >> 20));
+		report(d, "cache-dir", D_WARN,
+		       "free space or move cache_dir: large files are "
+		       "staged here whole",
+		       "%s writable, %llu MiB free", dir, (unsigned long long)(avail >> 20));
 	else
 		report(d, "cache-dir", D_PASS, NULL, "%s writable, %llu MiB free", dir,
 		       (unsigned long long)(avail >> 20));
@@ -700,9 +706,10 @@ static void check_fuse(struct doctor *d)
 	int fd;
 
 	if (stat(dev, &sb) != 0) {
-		report(d, "fuse", D_FAIL,
-		       "load the module (modprobe fuse) or, in a container, pass --device /dev/fuse",
-		       "%s: %s", dev, strerror(errno));
+		report(
+		    d, "fuse", D_FAIL,
+		    "load the module (modprobe fuse) or, in a container, pass --device /dev/fuse",
+		    "%s: %s", dev, strerror(errno));
 		return;
 	}
 	if (!S_ISCHR(sb.st_mode)) {
@@ -725,8 +732,7 @@ static void check_fuse(struct doctor *d)
 	}
 	if (stat(path, &sb) == 0 && geteuid() != 0 && !(sb.st_mode & S_ISUID)) {
 		report(d, "fuse", D_FAIL, "reinstall fuse3 (fusermount3 must be setuid root)",
-		       "%s usable; %s is not setuid root, so unprivileged mounts fail", dev,
-		       path);
+		       "%s usable; %s is not setuid root, so unprivileged mounts fail", dev, path);
 		return;
 	}
 	report(d, "fuse", D_PASS, NULL, "%s usable, %s found", dev, path);
@@ -750,10 +756,10 @@ static int print_json(struct doctor *d)
 		json_object_set_new(o, "check", json_string(d->r[i].check));
 		json_object_set_new(o, "status", json_string(status_names[d->r[i].status]));
 		/* Messages hold paths and keys that may not be UTF-8: keep them anyway. */
-		json_object_set_new(o, "message", json_stringn_nocheck(d->r[i].message,
-									strlen(d->r[i].message)));
-		json_object_set_new(o, "fix", d->r[i].fix[0] ? json_string(d->r[i].fix)
-							      : json_null());
+		json_object_set_new(o, "message",
+				    json_stringn_nocheck(d->r[i].message, strlen(d->r[i].message)));
+		json_object_set_new(o, "fix",
+				    d->r[i].fix[0] ? json_string(d->r[i].fix) : json_null());
 		json_array_append_new(arr, o);
 	}
 	for (int s = 0; s < 4; s++)
@@ -776,7 +782,7 @@ out:
 
 int doctor_run(const struct doctor_conf *conf, FILE *out, bool json)
 {
-	struct doctor d = { .conf = conf, .out = out, .json = json };
+	struct doctor d = {.conf = conf, .out = out, .json = json};
 	struct store *st;
 	bool reachable;
 	int ret;

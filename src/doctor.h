@@ -43,20 +43,20 @@ struct doctor_conf {
 	const char *config_file;
 
 	/* How to open the backend (ignored when config_status != 0). */
-	const char *driver;             /* registry name */
-	const char *backend_name;       /* NULL: "default" */
+	const char *driver;		 /* registry name */
+	const char *backend_name;	 /* NULL: "default" */
 	const struct settings *settings; /* the driver's group */
 	const char *plugin_dir;
-	int timeout_ms;                 /* health check and requests; 0: 10000 */
-	const char *probe_prefix;       /* NULL: ".lexfs-doctor/" (under the mount prefix) */
+	int timeout_ms;		  /* health check and requests; 0: 10000 */
+	const char *probe_prefix; /* NULL: ".lexfs-doctor/" (under the mount prefix) */
 
-	const char *cache_dir;          /* NULL: not configured (warn) */
-	uint64_t cache_min_free;        /* below: fail; 0: 64 MiB (warn below 1 GiB) */
+	const char *cache_dir;	 /* NULL: not configured (warn) */
+	uint64_t cache_min_free; /* below: fail; 0: 64 MiB (warn below 1 GiB) */
 
-	const char *fuse_device;        /* NULL: /dev/fuse */
-	const char *fusermount;         /* NULL: fusermount3 from PATH */
-	int64_t clock_offset_s;         /* test-only: added to our clock (simulates skew) */
-	int max_skew_s;                 /* 0: 900 (SigV4 and SAS refuse past 15 min) */
+	const char *fuse_device; /* NULL: /dev/fuse */
+	const char *fusermount;	 /* NULL: fusermount3 from PATH */
+	int64_t clock_offset_s;	 /* test-only: added to our clock (simulates skew) */
+	int max_skew_s;		 /* 0: 900 (SigV4 and SAS refuse past 15 min) */
 };
 
 /* Run every check, print to out. Returns 0 when nothing failed, 1 otherwise

@@ -40,7 +40,7 @@ extern char **environ;
 struct ev_item {
 	enum lexfs_event_type type;
 	char *json;
-	char *key; /* for log lines */
+	char *key;	    /* for log lines */
 	char *env[EV_NENV]; /* "LEXFS_KEY=..." */
 };
 
@@ -48,26 +48,26 @@ struct events {
 	struct events_conf conf; /* strings below are our copies */
 	char *log_path;
 	char *webhook_url;
-	char *bucket;  /* default bucket, "" when none */
-	char *backend; /* default backend name */
-	char **argv_stored;  /* NULL: no hook */
+	char *bucket;	    /* default bucket, "" when none */
+	char *backend;	    /* default backend name */
+	char **argv_stored; /* NULL: no hook */
 	char **argv_deleted;
 
 	pthread_mutex_t log_lock;
 	int log_fd; /* guarded by log_lock; -1: none */
 
 	pthread_mutex_t lock;
-	pthread_cond_t cond;       /* signalled on push and on stop */
-	struct ev_item **ring;     /* guarded by lock */
-	unsigned head, count;      /* guarded by lock */
-	bool stopping;             /* guarded by lock */
-	int64_t drain_deadline_ms; /* guarded by lock */
+	pthread_cond_t cond;	    /* signalled on push and on stop */
+	struct ev_item **ring;	    /* guarded by lock */
+	unsigned head, count;	    /* guarded by lock */
+	bool stopping;		    /* guarded by lock */
+	int64_t drain_deadline_ms;  /* guarded by lock */
 	struct events_counters cnt; /* guarded by lock */
 	bool have_worker;
 	pthread_t worker;
 };
 
-static const char *const type_names[] = { "FileUploaded", "FileDownloaded", "FileDeleted" };
+static const char *const type_names[] = {"FileUploaded", "FileDownloaded", "FileDeleted"};
 
 const char *events_type_name(enum lexfs_event_type t)
 {
@@ -348,7 +348,7 @@ static void run_hook(struct events *ev, const char *which, char **argv, struct e
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t attr;
 	sigset_t none, all;
-	int sv[2] = { -1, -1 }, ep[2] = { -1, -1 };
+	int sv[2] = {-1, -1}, ep[2] = {-1, -1};
 	char **envp = NULL;
 	char errtext[EV_STDERR_KEEP + 1] = "";
 	size_t errlen = 0, sent = 0, jlen = strlen(it->json) + 1;
@@ -392,7 +392,7 @@ static void run_hook(struct events *ev, const char *which, char **argv, struct e
 	    (ret = posix_spawnattr_setsigmask(&attr, &none)) ||
 	    (ret = posix_spawnattr_setsigdefault(&attr, &all)) ||
 	    (ret = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-							   POSIX_SPAWN_SETSIGDEF)))
+						       POSIX_SPAWN_SETSIGDEF)))
 		goto spawn_failed;
 	ret = posix_spawnp(&pid, argv[0], &fa, &attr, argv, envp);
 	if (ret)
@@ -690,16 +690,18 @@ int events_create(const struct events_conf *conf, struct events **out)
 	if (conf->on_stored && conf->on_stored[0]) {
 		ret = events_split_command(conf->on_stored, &ev->argv_stored);
 		if (ret) {
-			log_err("events: events.on_stored: %s", ret == -EINVAL ?
-				"empty command or unterminated quote" : strerror(-ret));
+			log_err("events: events.on_stored: %s",
+				ret == -EINVAL ? "empty command or unterminated quote"
+					       : strerror(-ret));
 			goto fail;
 		}
 	}
 	if (conf->on_deleted && conf->on_deleted[0]) {
 		ret = events_split_command(conf->on_deleted, &ev->argv_deleted);
 		if (ret) {
-			log_err("events: events.on_deleted: %s", ret == -EINVAL ?
-				"empty command or unterminated quote" : strerror(-ret));
+			log_err("events: events.on_deleted: %s",
+				ret == -EINVAL ? "empty command or unterminated quote"
+					       : strerror(-ret));
 			goto fail;
 		}
 	}
@@ -801,8 +803,7 @@ int events_reopen(struct events *ev)
 	}
 	pthread_mutex_unlock(&ev->log_lock);
 	if (ret)
-		log_err("events: cannot reopen the event log %s: %s", ev->log_path,
-			strerror(-ret));
+		log_err("events: cannot reopen the event log %s: %s", ev->log_path, strerror(-ret));
 	return ret;
 }
 
@@ -856,8 +857,9 @@ void events_emit(struct events *ev, const struct lexfs_event *e)
 	ms = event_time(e);
 	json = json_of(e, ms);
 	if (!json) {
-		log_err("events: cannot encode %s event for \"%s\" (out of memory or non-UTF-8 key)",
-			events_type_name(e->type), e->key ? e->key : "");
+		log_err(
+		    "events: cannot encode %s event for \"%s\" (out of memory or non-UTF-8 key)",
+		    events_type_name(e->type), e->key ? e->key : "");
 		pthread_mutex_lock(&ev->lock);
 		ev->cnt.emitted++;
 		ev->cnt.log_errors++;

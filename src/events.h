@@ -56,40 +56,40 @@ enum lexfs_event_type {
 
 struct lexfs_event {
 	enum lexfs_event_type type;
-	const char *key;      /* store key (required) */
-	const char *bucket;   /* the backend's bucket / container / root name; NULL: the
-			       * events_conf default, else "" */
-	const char *backend;  /* backend name; NULL: the events_conf default, else "default" */
+	const char *key;     /* store key (required) */
+	const char *bucket;  /* the backend's bucket / container / root name; NULL: the
+			      * events_conf default, else "" */
+	const char *backend; /* backend name; NULL: the events_conf default, else "default" */
 	bool has_size;
-	uint64_t size;        /* size_bytes when has_size */
-	const char *etag;     /* NULL or "": unknown */
-	int64_t occurred_ms;  /* milliseconds since the epoch; 0: now */
+	uint64_t size;	     /* size_bytes when has_size */
+	const char *etag;    /* NULL or "": unknown */
+	int64_t occurred_ms; /* milliseconds since the epoch; 0: now */
 };
 
 struct events_conf {
-	const char *log_path;    /* NULL: no event log */
-	const char *on_stored;   /* NULL: no hook for FileUploaded */
-	const char *on_deleted;  /* NULL: no hook for FileDeleted */
+	const char *log_path;	 /* NULL: no event log */
+	const char *on_stored;	 /* NULL: no hook for FileUploaded */
+	const char *on_deleted;	 /* NULL: no hook for FileDeleted */
 	const char *webhook_url; /* NULL: no webhook */
-	int hook_timeout_ms;     /* 0: 10000 */
-	unsigned queue_max;      /* 0: 1024 events waiting for hooks/webhook */
-	int webhook_retries;     /* 0: 3 (attempts after the first); -1: none */
-	int webhook_timeout_ms;  /* 0: 10000 */
-	int retry_base_ms;       /* 0: 500; webhook backoff base */
-	const char *bucket;      /* default of lexfs_event.bucket (bucket/container/root) */
-	const char *backend;     /* default of lexfs_event.backend; NULL: "default" */
+	int hook_timeout_ms;	 /* 0: 10000 */
+	unsigned queue_max;	 /* 0: 1024 events waiting for hooks/webhook */
+	int webhook_retries;	 /* 0: 3 (attempts after the first); -1: none */
+	int webhook_timeout_ms;	 /* 0: 10000 */
+	int retry_base_ms;	 /* 0: 500; webhook backoff base */
+	const char *bucket;	 /* default of lexfs_event.bucket (bucket/container/root) */
+	const char *backend;	 /* default of lexfs_event.backend; NULL: "default" */
 };
 
 struct events_counters {
-	uint64_t emitted;       /* events_emit calls */
-	uint64_t log_errors;    /* event-log writes that failed */
+	uint64_t emitted;    /* events_emit calls */
+	uint64_t log_errors; /* event-log writes that failed */
 	uint64_t hooks_run;
 	uint64_t hook_failures; /* non-zero exit, signal, timeout, spawn error */
 	uint64_t hook_timeouts;
 	uint64_t webhook_sent;
 	uint64_t webhook_failures; /* after all retries */
-	uint64_t dropped;       /* queue full */
-	uint64_t queued;        /* waiting now */
+	uint64_t dropped;	   /* queue full */
+	uint64_t queued;	   /* waiting now */
 };
 
 struct events;

@@ -84,7 +84,8 @@ static int add_json_obj(struct metrics_values *mv, const char *path, json_t *obj
 
 	if (depth > 4)
 		return 0;
-	json_object_foreach(obj, k, v) {
+	json_object_foreach(obj, k, v)
+	{
 		char name[96];
 		double d;
 		enum metrics_type t;
@@ -231,10 +232,10 @@ static int render_backends(struct buf *out, const struct metrics_backend *b, siz
 		const char *name, *help;
 		enum fam_field f;
 	} fams[] = {
-		{ "lexfs_store_requests_total", "Backend operations through the store", F_CALLS },
-		{ "lexfs_store_errors_total", "Backend operations that failed", F_ERRORS },
-		{ "lexfs_store_retries_total", "Retries of backend operations", F_RETRIES },
-		{ "lexfs_store_bytes_total", "Bytes moved by backend operations", F_BYTES },
+	    {"lexfs_store_requests_total", "Backend operations through the store", F_CALLS},
+	    {"lexfs_store_errors_total", "Backend operations that failed", F_ERRORS},
+	    {"lexfs_store_retries_total", "Retries of backend operations", F_RETRIES},
+	    {"lexfs_store_bytes_total", "Bytes moved by backend operations", F_BYTES},
 	};
 	int ret = 0;
 
@@ -265,8 +266,9 @@ static int render_backends(struct buf *out, const struct metrics_backend *b, siz
 		}
 	}
 	if (!ret)
-		ret = add_help(out, "lexfs_store_bytes_up_total",
-			       "Bytes sent to the backend (uploads and multipart parts)", "counter");
+		ret =
+		    add_help(out, "lexfs_store_bytes_up_total",
+			     "Bytes sent to the backend (uploads and multipart parts)", "counter");
 	for (size_t i = 0; i < nb && !ret; i++)
 		ret = add_sample(out, "lexfs_store_bytes_up_total", b[i].backend, b[i].driver, NULL,
 				 (double)(b[i].stats[STORE_OP_UPLOAD].bytes +
@@ -451,7 +453,7 @@ static void serve_one(struct metrics_server *srv, int c)
 {
 	char req[4096];
 	size_t got = 0;
-	struct timeval tv = { .tv_sec = 2 };
+	struct timeval tv = {.tv_sec = 2};
 	char *line_end;
 
 	setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
@@ -504,7 +506,7 @@ static void *server_main(void *arg)
 	struct metrics_server *srv = arg;
 
 	for (;;) {
-		struct pollfd pfd[2] = { { srv->fd, POLLIN, 0 }, { srv->stop_pipe[0], POLLIN, 0 } };
+		struct pollfd pfd[2] = {{srv->fd, POLLIN, 0}, {srv->stop_pipe[0], POLLIN, 0}};
 		int c;
 
 		if (poll(pfd, 2, -1) < 0) {

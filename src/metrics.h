@@ -33,7 +33,7 @@ struct metrics_backend {
 enum metrics_type { METRICS_GAUGE, METRICS_COUNTER, METRICS_UNTYPED };
 
 struct metrics_value {
-	char name[96];      /* full metric name, [a-zA-Z_:][a-zA-Z0-9_:]* */
+	char name[96]; /* full metric name, [a-zA-Z_:][a-zA-Z0-9_:]* */
 	char help[128];
 	enum metrics_type type;
 	char label_name[32]; /* "" for none */

@@ -31,19 +31,19 @@ struct ops {
 	char *metrics_addr;
 	struct events *events;
 
-	struct store *st;     /* borrowed (owned by the cache) while attached */
-	struct cache *cache;  /* borrowed while attached */
+	struct store *st;    /* borrowed (owned by the cache) while attached */
+	struct cache *cache; /* borrowed while attached */
 	struct metrics_server *msrv;
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	bool stopping;             /* guarded by lock: the signal thread ends */
-	bool health_stop;          /* guarded by lock: the health thread ends */
+	bool stopping;		    /* guarded by lock: the signal thread ends */
+	bool health_stop;	    /* guarded by lock: the health thread ends */
 	struct health_state health; /* guarded by lock */
 
 	bool have_health, have_signals;
 	pthread_t health_thread, signal_thread;
-	int saved_level;           /* signal thread only: level before SIGUSR2 */
+	int saved_level; /* signal thread only: level before SIGUSR2 */
 };
 
 static void rfc3339(int64_t t, char out[32])
@@ -61,7 +61,7 @@ static void *signal_main(void *arg)
 {
 	struct ops *ops = arg;
 	sigset_t set;
-	struct timespec tick = { .tv_sec = 0, .tv_nsec = 200 * 1000000L };
+	struct timespec tick = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
 
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
@@ -102,7 +102,7 @@ static void *signal_main(void *arg)
 
 static void health_once(struct ops *ops)
 {
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	int timeout = ops->conf.health_timeout_ms > 0 ? ops->conf.health_timeout_ms : 10000;
 	int rc = store_health_check(ops->st, timeout, &err);
 	int64_t now = (int64_t)time(NULL);
@@ -133,8 +133,8 @@ static void health_once(struct ops *ops)
 	/* Log transitions only, so an outage is two lines, not one per interval. */
 	if (rc != 0 && (was_ok || !was_checked))
 		log_warn("health: backend %s is failing: %s (%s); operations fail with EIO "
-			 "until it answers again", store_backend_name(ops->st), strerror(-rc),
-			 err.message);
+			 "until it answers again",
+			 store_backend_name(ops->st), strerror(-rc), err.message);
 	else if (rc == 0 && was_checked && !was_ok)
 		log_notice("health: backend %s answers again after %u failed checks",
 			   store_backend_name(ops->st), consecutive);
@@ -173,7 +173,7 @@ static char *render_cb(void *arg)
 char *ops_metrics_text(struct ops *ops)
 {
 	struct metrics_backend b;
-	struct metrics_values mv = { 0 };
+	struct metrics_values mv = {0};
 	struct events_counters ec;
 	struct health_state h;
 	char *cj, *text = NULL;
@@ -224,8 +224,7 @@ char *ops_metrics_text(struct ops *ops)
 	metrics_values_add(&mv, "lexfs_health_checks_total", METRICS_COUNTER,
 			   "Periodic health checks", "backend", be, (double)h.checks);
 	metrics_values_add(&mv, "lexfs_health_failures_total", METRICS_COUNTER,
-			   "Periodic health checks that failed", "backend", be,
-			   (double)h.failures);
+			   "Periodic health checks that failed", "backend", be, (double)h.failures);
 	text = metrics_render(&b, 1, &mv);
 	metrics_values_free(&mv);
 	return text;
@@ -250,8 +249,10 @@ char *ops_stats_json(struct ops *ops, const char *cache_json)
 	hs = ops->health;
 	pthread_mutex_unlock(&ops->lock);
 	h = json_object();
-	json_object_set_new(h, "state", json_string(!hs.checked ? "unknown" : hs.ok ? "ok"
-										  : "failing"));
+	json_object_set_new(h, "state",
+			    json_string(!hs.checked ? "unknown"
+					: hs.ok	    ? "ok"
+						    : "failing"));
 	json_object_set_new(h, "interval_s", json_integer(ops->conf.health_interval_s));
 	json_object_set_new(h, "checks", json_integer((json_int_t)hs.checks));
 	json_object_set_new(h, "failures", json_integer((json_int_t)hs.failures));
@@ -268,10 +269,10 @@ char *ops_stats_json(struct ops *ops, const char *cache_json)
 	} else {
 		json_object_set_new(h, "last_ok", json_null());
 	}
-	json_object_set_new(h, "last_error", hs.last_error[0]
-						     ? json_stringn_nocheck(hs.last_error,
-									    strlen(hs.last_error))
-						     : json_null());
+	json_object_set_new(h, "last_error",
+			    hs.last_error[0]
+				? json_stringn_nocheck(hs.last_error, strlen(hs.last_error))
+				: json_null());
 	json_object_set_new(root, "health", h);
 	events_counters(ops->events, &ec);
 	e = json_object();
@@ -281,8 +282,7 @@ char *ops_stats_json(struct ops *ops, const char *cache_json)
 	json_object_set_new(e, "hooks_run", json_integer((json_int_t)ec.hooks_run));
 	json_object_set_new(e, "hook_failures", json_integer((json_int_t)ec.hook_failures));
 	json_object_set_new(e, "webhook_sent", json_integer((json_int_t)ec.webhook_sent));
-	json_object_set_new(e, "webhook_failures",
-			    json_integer((json_int_t)ec.webhook_failures));
+	json_object_set_new(e, "webhook_failures", json_integer((json_int_t)ec.webhook_failures));
 	json_object_set_new(root, "events", e);
 	out = json_dumps(root, JSON_COMPACT | JSON_PRESERVE_ORDER);
 	json_decref(root);

@@ -28,10 +28,10 @@
 #include "src/events.h"
 
 struct ops_conf {
-	struct events_conf events;  /* log_path, hooks, webhook, bucket, backend */
-	int health_interval_s;      /* 0: no periodic check */
-	int health_timeout_ms;      /* 0: 10000 */
-	const char *metrics_addr;   /* NULL: no metrics server */
+	struct events_conf events; /* log_path, hooks, webhook, bucket, backend */
+	int health_interval_s;	   /* 0: no periodic check */
+	int health_timeout_ms;	   /* 0: 10000 */
+	const char *metrics_addr;  /* NULL: no metrics server */
 };
 
 struct ops;

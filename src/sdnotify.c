@@ -14,7 +14,7 @@
 int sd_notify_send(const char *state)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	size_t plen;
 	socklen_t salen;
 	ssize_t k;

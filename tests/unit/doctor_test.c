@@ -42,7 +42,7 @@ static bool has_line(const char *text, const char *prefix)
 static void test_memory_pass(void)
 {
 	struct settings s;
-	struct doctor_conf c = { .driver = "memory", .cache_dir = tmpdir };
+	struct doctor_conf c = {.driver = "memory", .cache_dir = tmpdir};
 	char *text = NULL;
 
 	settings_init(&s);
@@ -73,7 +73,7 @@ static void test_memory_pass(void)
 static void test_local_failures(void)
 {
 	struct settings s;
-	struct doctor_conf c = { .driver = "local" };
+	struct doctor_conf c = {.driver = "local"};
 	char root[128], file[128], *text = NULL;
 	FILE *f;
 
@@ -113,7 +113,8 @@ static void test_local_failures(void)
 
 		CHECK(o != NULL);
 		CHECK(json_is_false(json_object_get(o, "ok")));
-		json_array_foreach(checks, i, x) {
+		json_array_foreach(checks, i, x)
+		{
 			const char *name = json_string_value(json_object_get(x, "check"));
 			const char *st = json_string_value(json_object_get(x, "status"));
 
@@ -126,9 +127,8 @@ static void test_local_failures(void)
 				CHECK_STR(st, "pass");
 		}
 		CHECK_INT(fails, 1);
-		CHECK_INT(json_integer_value(json_object_get(json_object_get(o, "summary"),
-							     "fail")),
-			  1);
+		CHECK_INT(
+		    json_integer_value(json_object_get(json_object_get(o, "summary"), "fail")), 1);
 		json_decref(o);
 	}
 	free(text);
@@ -137,9 +137,9 @@ static void test_local_failures(void)
 
 static void test_config_failure(void)
 {
-	struct doctor_conf c = { .config_status = -22,
-				 .config_message = "storage.bogus: unknown key (from x.conf:3)",
-				 .cache_dir = tmpdir };
+	struct doctor_conf c = {.config_status = -22,
+				.config_message = "storage.bogus: unknown key (from x.conf:3)",
+				.cache_dir = tmpdir};
 	char *text = NULL;
 
 	CHECK_INT(run(&c, false, &text), 1);

@@ -95,10 +95,14 @@ static void test_split(void)
 
 static void test_json(void)
 {
-	struct lexfs_event e = { .type = LEXFS_EV_UPLOADED, .key = "dir/a \"q\".txt",
-				 .bucket = "photos", .backend = "default", .has_size = true,
-				 .size = 12345678901ULL, .etag = "abc",
-				 .occurred_ms = 1700000000123LL };
+	struct lexfs_event e = {.type = LEXFS_EV_UPLOADED,
+				.key = "dir/a \"q\".txt",
+				.bucket = "photos",
+				.backend = "default",
+				.has_size = true,
+				.size = 12345678901ULL,
+				.etag = "abc",
+				.occurred_ms = 1700000000123LL};
 	char *s = events_json(&e);
 	json_error_t jerr;
 	json_t *o = json_loads(s, 0, &jerr);
@@ -133,16 +137,19 @@ static void test_json(void)
 static void test_log_and_hooks(void)
 {
 	char logp[300], script[300], hookout[300], pwned[300], stored[700], deleted[700];
-	struct events_conf conf = { 0 };
+	struct events_conf conf = {0};
 	struct events *ev = NULL;
 	struct events_counters cnt;
 	const char *evil = "evil $(touch PWNED) `touch PWNED` ; touch PWNED 'x\".txt";
-	struct lexfs_event up = { .type = LEXFS_EV_UPLOADED, .key = "a/b.txt", .bucket = "bkt",
-				  .backend = "default", .has_size = true, .size = 5,
-				  .etag = "e1" };
-	struct lexfs_event down = { .type = LEXFS_EV_DOWNLOADED, .key = "a/b.txt",
-				    .bucket = "bkt" };
-	struct lexfs_event del = { .type = LEXFS_EV_DELETED, .key = evil, .bucket = "bkt" };
+	struct lexfs_event up = {.type = LEXFS_EV_UPLOADED,
+				 .key = "a/b.txt",
+				 .bucket = "bkt",
+				 .backend = "default",
+				 .has_size = true,
+				 .size = 5,
+				 .etag = "e1"};
+	struct lexfs_event down = {.type = LEXFS_EV_DOWNLOADED, .key = "a/b.txt", .bucket = "bkt"};
+	struct lexfs_event del = {.type = LEXFS_EV_DELETED, .key = evil, .bucket = "bkt"};
 	char *log, *out;
 	FILE *f;
 
@@ -154,10 +161,14 @@ static void test_log_and_hooks(void)
 	fprintf(f, "#!/bin/sh\n"
 		   "out=\"$1\"\n"
 		   "{ printf 'tag=%%s\\n' \"$2\"; printf 'stdin=%%s\\n' \"$(cat)\";\n"
-		   "  printf 'LEXFS_EVENT=%%s\\n' \"$LEXFS_EVENT\"; printf 'LEXFS_KEY=%%s\\n' \"$LEXFS_KEY\";\n"
-		   "  printf 'LEXFS_BUCKET=%%s\\n' \"$LEXFS_BUCKET\"; printf 'LEXFS_BACKEND=%%s\\n' \"$LEXFS_BACKEND\";\n"
-		   "  printf 'LEXFS_SIZE=%%s\\n' \"$LEXFS_SIZE\"; printf 'LEXFS_ETAG=%%s\\n' \"$LEXFS_ETAG\";\n"
-		   "  printf 'LEXFS_OCCURRED_AT=%%s\\n' \"$LEXFS_OCCURRED_AT\"; echo END; } >> \"$out\"\n");
+		   "  printf 'LEXFS_EVENT=%%s\\n' \"$LEXFS_EVENT\"; printf 'LEXFS_KEY=%%s\\n' "
+		   "\"$LEXFS_KEY\";\n"
+		   "  printf 'LEXFS_BUCKET=%%s\\n' \"$LEXFS_BUCKET\"; printf "
+		   "'LEXFS_BACKEND=%%s\\n' \"$LEXFS_BACKEND\";\n"
+		   "  printf 'LEXFS_SIZE=%%s\\n' \"$LEXFS_SIZE\"; printf 'LEXFS_ETAG=%%s\\n' "
+		   "\"$LEXFS_ETAG\";\n"
+		   "  printf 'LEXFS_OCCURRED_AT=%%s\\n' \"$LEXFS_OCCURRED_AT\"; echo END; } >> "
+		   "\"$out\"\n");
 	fclose(f);
 	chmod(script, 0755);
 	/* Run from the temp dir so a "touch PWNED" would land where we look. */
@@ -182,9 +193,10 @@ static void test_log_and_hooks(void)
 		char *l1 = log, *l2 = strchr(l1, '\n') + 1, *l3 = strchr(l2, '\n') + 1;
 		json_t *o;
 
-		const char *want = "{\"event\":\"FileUploaded\",\"key\":\"a/b.txt\",\"bucket\":\"bkt\","
-				   "\"backend\":\"default\",\"size_bytes\":5,\"etag\":\"e1\","
-				   "\"occurred_at\":\"";
+		const char *want =
+		    "{\"event\":\"FileUploaded\",\"key\":\"a/b.txt\",\"bucket\":\"bkt\","
+		    "\"backend\":\"default\",\"size_bytes\":5,\"etag\":\"e1\","
+		    "\"occurred_at\":\"";
 
 		CHECK(strncmp(l1, want, strlen(want)) == 0);
 		CHECK(strncmp(l2, "{\"event\":\"FileDownloaded\"", 25) == 0);
@@ -200,7 +212,9 @@ static void test_log_and_hooks(void)
 	if (out) {
 		char expect[512];
 
-		CHECK(strstr(out, "tag=stored\nstdin={\"event\":\"FileUploaded\",\"key\":\"a/b.txt\"") != NULL);
+		CHECK(strstr(out,
+			     "tag=stored\nstdin={\"event\":\"FileUploaded\",\"key\":\"a/b.txt\"") !=
+		      NULL);
 		CHECK(strstr(out, "LEXFS_EVENT=FileUploaded\nLEXFS_KEY=a/b.txt\nLEXFS_BUCKET=bkt\n"
 				  "LEXFS_BACKEND=default\nLEXFS_SIZE=5\nLEXFS_ETAG=e1\n") != NULL);
 		CHECK(strstr(out, "FileDownloaded") == NULL); /* no hook for downloads */
@@ -222,10 +236,10 @@ static void test_log_and_hooks(void)
  * later events still reach the hook, and a full queue drops (counted). */
 static void test_slow_hook(void)
 {
-	struct events_conf conf = { 0 };
+	struct events_conf conf = {0};
 	struct events *ev = NULL;
 	struct events_counters cnt;
-	struct lexfs_event up = { .type = LEXFS_EV_UPLOADED, .key = "slow" };
+	struct lexfs_event up = {.type = LEXFS_EV_UPLOADED, .key = "slow"};
 	double t0, t1;
 
 	conf.on_stored = "sleep 30";
@@ -344,8 +358,9 @@ static void *srv_main(void *arg)
 			memcpy(s->body, hdr_end + 4, (size_t)clen);
 			s->body[clen] = '\0';
 		}
-		reply = i == 0 ? "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-			       : "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+		reply = i == 0
+			    ? "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+			    : "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
 		if (write(c, reply, strlen(reply)) < 0)
 			s->requests += 100;
 		close(c);
@@ -355,15 +370,15 @@ static void *srv_main(void *arg)
 
 static void test_webhook(void)
 {
-	struct srv s = { 0 };
-	struct sockaddr_in a = { 0 };
+	struct srv s = {0};
+	struct sockaddr_in a = {0};
 	socklen_t alen = sizeof(a);
 	pthread_t th;
 	char url[128];
-	struct events_conf conf = { 0 };
+	struct events_conf conf = {0};
 	struct events *ev = NULL;
 	struct events_counters cnt;
-	struct lexfs_event e = { .type = LEXFS_EV_DELETED, .key = "w/x", .bucket = "b" };
+	struct lexfs_event e = {.type = LEXFS_EV_DELETED, .key = "w/x", .bucket = "b"};
 
 	s.fd = socket(AF_INET, SOCK_STREAM, 0);
 	a.sin_family = AF_INET;
@@ -390,7 +405,8 @@ static void test_webhook(void)
 	pthread_join(th, NULL);
 	close(s.fd);
 	CHECK_INT(s.requests, 2);
-	CHECK(strncmp(s.body, "{\"event\":\"FileDeleted\",\"key\":\"w/x\",\"bucket\":\"b\"", 47) == 0);
+	CHECK(strncmp(s.body, "{\"event\":\"FileDeleted\",\"key\":\"w/x\",\"bucket\":\"b\"", 47) ==
+	      0);
 }
 
 int main(void)

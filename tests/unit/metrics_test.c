@@ -29,8 +29,9 @@ static int count_bad_lines(const char *text)
 		"(,[a-zA-Z_][a-zA-Z0-9_]*=\"([^\"\\\\]|\\\\.)*\")*\\})? "
 		"-?[0-9]+(\\.[0-9]+)?(e[-+]?[0-9]+)?$",
 		REG_EXTENDED | REG_NOSUB);
-	regcomp(&comment, "^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* "
-			  "(counter|gauge|summary|histogram|untyped))$",
+	regcomp(&comment,
+		"^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* "
+		"(counter|gauge|summary|histogram|untyped))$",
 		REG_EXTENDED | REG_NOSUB);
 	while (*p) {
 		const char *nl = strchr(p, '\n');
@@ -58,12 +59,12 @@ static int count_bad_lines(const char *text)
 static void test_render(void)
 {
 	struct settings s;
-	struct store_conf sc = { .driver = "memory", .backend_name = "photos", .settings = &s };
+	struct store_conf sc = {.driver = "memory", .backend_name = "photos", .settings = &s};
 	struct store *st = NULL;
-	struct lexfs_src src = { .buf = "hello world", .len = 11 };
-	struct lexfs_objinfo oi = { 0 };
+	struct lexfs_src src = {.buf = "hello world", .len = 11};
+	struct lexfs_objinfo oi = {0};
 	struct metrics_backend b;
-	struct metrics_values mv = { 0 };
+	struct metrics_values mv = {0};
 	char buf[64];
 	size_t got;
 	char *text;
@@ -83,34 +84,46 @@ static void test_render(void)
 	CHECK_INT(store_info(st, "missing", &oi, NULL), -ENOENT);
 
 	metrics_backend_from_store(&b, st);
-	CHECK_INT(metrics_values_add(&mv, "lexfs_cache_dirty_bytes", METRICS_GAUGE,
-				     "Dirty bytes", NULL, NULL, 4096), 0);
+	CHECK_INT(metrics_values_add(&mv, "lexfs_cache_dirty_bytes", METRICS_GAUGE, "Dirty bytes",
+				     NULL, NULL, 4096),
+		  0);
 	CHECK_INT(metrics_values_add(&mv, "lexfs_events_dropped_total", METRICS_COUNTER,
-				     "Events dropped", "backend", "pho\"tos", 2), 0);
-	CHECK_INT(metrics_add_json(&mv, "cache", "{\"hits\":7,\"misses\":3,\"ratio\":0.7,"
-						 "\"name\":\"x\",\"store\":{\"upload\":{\"calls\":3}}}"),
+				     "Events dropped", "backend", "pho\"tos", 2),
+		  0);
+	CHECK_INT(metrics_add_json(&mv, "cache",
+				   "{\"hits\":7,\"misses\":3,\"ratio\":0.7,"
+				   "\"name\":\"x\",\"store\":{\"upload\":{\"calls\":3}}}"),
 		  0);
 	CHECK_INT(metrics_add_json(&mv, "cache", "[1]"), -EINVAL);
 	text = metrics_render(&b, 1, &mv);
 	CHECK(text != NULL);
 	if (text) {
 		CHECK_INT(count_bad_lines(text), 0);
-		CHECK(strstr(text, "lexfs_store_requests_total{backend=\"photos\",driver=\"memory\","
-				   "op=\"upload\"} 3\n") != NULL);
-		CHECK(strstr(text, "lexfs_store_requests_total{backend=\"photos\",driver=\"memory\","
-				   "op=\"download\"} 2\n") != NULL);
-		CHECK(strstr(text, "lexfs_store_requests_total{backend=\"photos\",driver=\"memory\","
-				   "op=\"info\"} 1\n") != NULL);
-		CHECK(strstr(text, "lexfs_store_bytes_up_total{backend=\"photos\",driver=\"memory\"}"
-				   " 33\n") != NULL);
-		CHECK(strstr(text, "lexfs_store_bytes_down_total{backend=\"photos\",driver=\"memory\"}"
-				   " 16\n") != NULL);
+		CHECK(strstr(text,
+			     "lexfs_store_requests_total{backend=\"photos\",driver=\"memory\","
+			     "op=\"upload\"} 3\n") != NULL);
+		CHECK(strstr(text,
+			     "lexfs_store_requests_total{backend=\"photos\",driver=\"memory\","
+			     "op=\"download\"} 2\n") != NULL);
+		CHECK(strstr(text,
+			     "lexfs_store_requests_total{backend=\"photos\",driver=\"memory\","
+			     "op=\"info\"} 1\n") != NULL);
+		CHECK(strstr(text,
+			     "lexfs_store_bytes_up_total{backend=\"photos\",driver=\"memory\"}"
+			     " 33\n") != NULL);
+		CHECK(strstr(text,
+			     "lexfs_store_bytes_down_total{backend=\"photos\",driver=\"memory\"}"
+			     " 16\n") != NULL);
 		CHECK(strstr(text, "lexfs_store_request_duration_seconds_count{backend=\"photos\","
 				   "driver=\"memory\",op=\"upload\"} 3\n") != NULL);
-		CHECK(strstr(text, "# TYPE lexfs_store_request_duration_seconds summary\n") != NULL);
-		CHECK(strstr(text, "# TYPE lexfs_cache_dirty_bytes gauge\nlexfs_cache_dirty_bytes 4096\n")
-		      != NULL);
-		CHECK(strstr(text, "lexfs_events_dropped_total{backend=\"pho\\\"tos\"} 2\n") != NULL);
+		CHECK(strstr(text, "# TYPE lexfs_store_request_duration_seconds summary\n") !=
+		      NULL);
+		CHECK(strstr(
+			  text,
+			  "# TYPE lexfs_cache_dirty_bytes gauge\nlexfs_cache_dirty_bytes 4096\n") !=
+		      NULL);
+		CHECK(strstr(text, "lexfs_events_dropped_total{backend=\"pho\\\"tos\"} 2\n") !=
+		      NULL);
 		CHECK(strstr(text, "lexfs_cache_hits_total 7\n") != NULL);
 		CHECK(strstr(text, "lexfs_cache_misses_total 3\n") != NULL);
 		CHECK(strstr(text, "lexfs_cache_ratio 0.7\n") != NULL);
@@ -134,7 +147,7 @@ static char *text_for_server(void *arg)
 /* One HTTP request on a fresh connection; the whole response. */
 static char *http(int port, const char *request)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 	static char resp[8192];
 	size_t got = 0;

@@ -16,15 +16,15 @@
 
 static int listen_at(const char *name, bool abstract)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
 	size_t len = strlen(name);
 
 	memcpy(sa.sun_path, name, len);
 	if (abstract)
 		sa.sun_path[0] = '\0';
-	if (bind(fd, (struct sockaddr *)&sa, (socklen_t)(offsetof(struct sockaddr_un, sun_path) +
-							  len)) != 0) {
+	if (bind(fd, (struct sockaddr *)&sa,
+		 (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) != 0) {
 		close(fd);
 		return -1;
 	}
