@@ -30,10 +30,12 @@ struct cache_conf {
 	uint64_t readahead_max;      /* read-ahead window cap; default 64 MiB */
 	int stat_ttl_ms;             /* metadata cache TTLs */
 	int list_ttl_ms;
+	struct events *events;       /* NULL: none; FileUploaded after each upload */
 };
 
 struct cache;
 struct cache_file;
+struct events;
 
 /* Takes ownership of *st (NULLed) in all cases. */
 int cache_create(const struct cache_conf *conf, struct store **st, struct cache **out);

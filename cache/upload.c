@@ -10,6 +10,7 @@
 
 #include "cache/cache_int.h"
 #include "cache/meta_cache.h"
+#include "src/events.h"
 #include "src/log.h"
 
 int centry_upload(struct cache *c, struct centry *e)
@@ -18,6 +19,7 @@ int centry_upload(struct cache *c, struct centry *e)
 	struct lexfs_meta meta;
 	struct lexfs_put_opts opts = {0};
 	struct lexfs_src src = {0};
+	struct lexfs_objinfo done = {0};
 	char ct[128];
 	char *key = NULL;
 	uint64_t gen, size;
@@ -60,9 +62,17 @@ int centry_upload(struct cache *c, struct centry *e)
 
 	opts.content_type = ct[0] ? ct : NULL;
 	opts.meta = &meta;
-	ret = store_upload(c->st, key, &src, &opts, NULL, &err);
-	if (ret < 0)
+	ret = store_upload(c->st, key, &src, &opts, &done, &err);
+	if (ret < 0) {
 		log_err("cache: upload of %s failed: %s (%s)", key, strerror(-ret), err.message);
+	} else {
+		/* The object is durable now: FileUploaded (src/events.h). */
+		struct lexfs_event ev = { .type = LEXFS_EV_UPLOADED, .key = key,
+					  .has_size = true, .size = size, .etag = done.etag };
+
+		events_emit(c->conf.events, &ev);
+	}
+	objinfo_free(&done);
 
 	pthread_mutex_lock(&e->lock);
 	e->busy = false;

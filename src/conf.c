@@ -73,6 +73,13 @@ static const char *const mount_keys[] = {
     "ro",
     "rw",
     "auto_unmount",
+    "health_interval",
+    "metrics_addr",
+    "events_log",
+    "events_on_stored",
+    "events_on_deleted",
+    "events_webhook",
+    "events_hook_timeout",
     NULL,
 };
 
@@ -778,6 +785,19 @@ static int validate_top(struct settings *top, struct lexfs_config *cfg, char *er
 	}
 	TRY(rd_path(&r, "logfile", &cfg->logfile));
 	TRY(rd_path(&r, "plugin_dir", &cfg->plugin_dir));
+	TRY(rd_int(&r, "health_interval", 0, 0, 86400, &n));
+	cfg->health_interval_s = (int)n;
+	TRY(rd_str(&r, "metrics_addr", &cfg->metrics_addr));
+	TRY(rd_path(&r, "events_log", &cfg->events_log));
+	TRY(rd_str(&r, "events_on_stored", &cfg->events_on_stored));
+	TRY(rd_str(&r, "events_on_deleted", &cfg->events_on_deleted));
+	TRY(rd_str(&r, "events_webhook", &cfg->events_webhook));
+	{
+		double d;
+
+		TRY(rd_double(&r, "events_hook_timeout", 10.0, 3600, &d));
+		cfg->events_hook_timeout_ms = (int)(d * 1000);
+	}
 	(void)settings_get(top, "config");
 	(void)settings_get(top, "driver");
 	(void)settings_get(top, "prefix");
@@ -1047,6 +1067,17 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 			goto nomem;
 	}
 
+	/* storage.events = { log = ...; } (and LEX_STORAGE__EVENTS__LOG) is the
+	 * events_log key; a flat key set elsewhere wins. */
+	group = group_get(&m, "events", false);
+	for (i = 0; group != NULL && i < group->n; i++) {
+		char k[128];
+
+		snprintf(k, sizeof(k), "events_%s", group->v[i].key);
+		if (!settings_has(&m.top, k) &&
+		    settings_set(&m.top, k, group->v[i].value, group->v[i].origin) < 0)
+			goto nomem;
+	}
 	rc = validate_top(&m.top, cfg, errbuf, errlen);
 	if (rc < 0)
 		goto out;
@@ -1090,5 +1121,10 @@ void config_free(struct lexfs_config *cfg)
 	free(cfg->logfile);
 	free(cfg->plugin_dir);
 	free(cfg->fuse_opts);
+	free(cfg->metrics_addr);
+	free(cfg->events_log);
+	free(cfg->events_on_stored);
+	free(cfg->events_on_deleted);
+	free(cfg->events_webhook);
 	memset(cfg, 0, sizeof(*cfg));
 }

@@ -74,6 +74,16 @@ struct lexfs_config {
 	bool read_only;
 	bool auto_unmount;
 	char *fuse_opts; /* other kernel mount options for fuse ("nodev,noatime"), or NULL */
+
+	/* ops (src/opsrt.h): storage.events = { log; on_stored; on_deleted; webhook;
+	 * hook_timeout } in the file, or events_<key> as -o / LEX_STORAGE__EVENTS_<KEY> */
+	int health_interval_s; /* 0: no periodic health check */
+	char *metrics_addr;    /* loopback HOST:PORT or NULL */
+	char *events_log;      /* absolute or NULL */
+	char *events_on_stored;
+	char *events_on_deleted;
+	char *events_webhook;
+	int events_hook_timeout_ms;
 };
 
 /* What the caller collected from the command line. */

@@ -38,6 +38,7 @@
 #include <unistd.h>
 
 #include "src/log.h"
+#include "src/opsrt.h"
 #include "src/pathkey.h"
 
 #ifndef RENAME_NOREPLACE
@@ -58,9 +59,29 @@ struct fs_fh {
 	struct cache_file *cf;
 	char *key;		   /* key at open time (used when FUSE gives no path) */
 	bool wrote;		   /* mtime already moved to "now" by this handle */
+	bool read_data;		   /* a read returned bytes: FileDownloaded at release */
 	uint64_t size;		   /* as this handle saw it: fstat after unlink only */
 	struct fs_fh *prev, *next; /* fs->handles, under fs->lock */
 };
+
+/* Record a storage event (src/events.h); size and etag come from a HEAD for
+ * uploads, since the store call that made the object did not report them. */
+static void fs_event(struct fs *fs, enum lexfs_event_type type, const char *key)
+{
+	struct events *ev = ops_events(fs->conf.ops);
+	struct lexfs_event e = { .type = type, .key = key };
+	struct lexfs_objinfo oi = { 0 };
+
+	if (!ev)
+		return;
+	if (type == LEXFS_EV_UPLOADED && store_info(fs->st, key, &oi, NULL) == 0) {
+		e.has_size = true;
+		e.size = oi.size;
+		e.etag = oi.etag;
+	}
+	events_emit(ev, &e);
+	objinfo_free(&oi);
+}
 
 struct fs *fs_self(void)
 {
@@ -722,7 +743,12 @@ out:
 
 static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
 {
-	return (int)cache_read(fh_of(fi)->cf, buf, size, off);
+	struct fs_fh *fh = fh_of(fi);
+	ssize_t n = cache_read(fh->cf, buf, size, off);
+
+	if (n > 0 && !__atomic_load_n(&fh->read_data, __ATOMIC_RELAXED))
+		__atomic_store_n(&fh->read_data, true, __ATOMIC_RELAXED);
+	return (int)n;
 }
 
 /* A write moves mtime to now (once per handle: later utimens wins). */
@@ -826,6 +852,8 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 
 	if (rc)
 		log_warn("upload of %s failed at close: %s", fh->key, strerror(-rc));
+	if (fh->read_data && !fh->wrote)
+		fs_event(fs_self(), LEXFS_EV_DOWNLOADED, fh->key);
 	free(fh->key);
 	free(fh);
 	return rc;
@@ -848,6 +876,8 @@ static int fs_unlink(const char *path)
 		rc = store_remove(fs->st, key, &err);
 		if (rc)
 			fs_log_store_fail("remove", key, rc, &err);
+		else
+			fs_event(fs, LEXFS_EV_DELETED, key);
 	} else if (rc == 1) {
 		rc = 0;
 	}
@@ -894,6 +924,8 @@ static int rename_dir(struct fs *fs, const char *from, const char *to)
 			rc = store_copy(fs->st, k, dst, NULL, &err);
 			if (rc)
 				fs_log_store_fail("copy", k, rc, &err);
+			else
+				fs_event(fs, LEXFS_EV_UPLOADED, dst);
 			free(dst);
 			if (rc)
 				break;
@@ -925,6 +957,8 @@ static int rename_dir(struct fs *fs, const char *from, const char *to)
 		rc = store_remove_many(fs->st, (const char *const *)keys + i, batch, &err);
 		if (rc)
 			fs_log_store_fail("remove", from, rc, &err);
+		for (size_t j = i; !rc && j < i + batch; j++)
+			fs_event(fs, LEXFS_EV_DELETED, keys[j]);
 	}
 out:
 	free(token);
@@ -949,9 +983,14 @@ static int rename_file(struct fs *fs, const char *from, const char *to)
 	if (rc == 1)
 		return 0;
 	rc = store_move(fs->st, from, to, &err);
-	if (rc)
+	if (rc) {
 		fs_log_store_fail("rename", from, rc, &err);
-	return rc;
+		return rc;
+	}
+	/* rename is reported as FileDeleted (old key) + FileUploaded (new key). */
+	fs_event(fs, LEXFS_EV_DELETED, from);
+	fs_event(fs, LEXFS_EV_UPLOADED, to);
+	return 0;
 }
 
 static int fs_rename(const char *from, const char *to, unsigned int flags)

@@ -12,6 +12,7 @@
 #include "cache/cache.h"
 
 struct fuse_operations;
+struct ops;
 
 struct fs_conf {
 	const char *prefix;      /* key prefix of the mount ("" or "photos/2024/") */
@@ -24,6 +25,7 @@ struct fs_conf {
 	int64_t presign_expiry_s; /* default expiry of user.lexfs.presigned_url */
 	uint64_t max_file_size;   /* 0: unlimited */
 	bool read_only;
+	struct ops *ops;          /* NULL: none; events, metrics, health (src/opsrt.h) */
 };
 
 struct fs;

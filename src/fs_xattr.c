@@ -12,7 +12,9 @@
  *   user.lexfs.presigned_put_url[.SECONDS]  PUT URL
  *   user.lexfs.url                          public (unsigned) URL
  *   user.lexfs.etag, user.lexfs.content_type, user.lexfs.backend
- *   user.lexfs.stats                        (root) cache + store status, JSON
+ *   user.lexfs.stats                        (root) cache + store status, JSON (with
+ *                                           "health" and "events", src/opsrt.c)
+ *   user.lexfs.metrics                      (root) Prometheus text (src/opsrt.c)
  *
  * and on the root, write-only controls: user.lexfs.invalidate (drop caches) and
  * user.lexfs.control.NAME = VALUE (store_control, e.g. fault injection).
@@ -28,6 +30,8 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "src/opsrt.h"
 #include <string.h>
 #include <sys/xattr.h>
 
@@ -242,6 +246,18 @@ static int lexfs_get(struct fs *fs, struct fs_obj *o, const char *name, char *bu
 		if (o->kind != FS_ROOT)
 			return -ENODATA;
 		s = stats_json(fs);
+		if (s && fs->conf.ops) {
+			char *all = ops_stats_json(fs->conf.ops, s);
+
+			free(s);
+			s = all;
+		}
+		return s ? reply_str_free(s, buf, size) : -ENOMEM;
+	}
+	if (strcmp(name, "user.lexfs.metrics") == 0) {
+		if (o->kind != FS_ROOT || !fs->conf.ops)
+			return -ENODATA;
+		s = ops_metrics_text(fs->conf.ops);
 		return s ? reply_str_free(s, buf, size) : -ENOMEM;
 	}
 	if (!file)
@@ -370,6 +386,8 @@ int fs_listxattr(const char *path, char *list, size_t size)
 		rc = list_add(&l, "user.lexfs.backend");
 		if (!rc && o.kind == FS_ROOT)
 			rc = list_add(&l, "user.lexfs.stats");
+		if (!rc && o.kind == FS_ROOT && fs->conf.ops)
+			rc = list_add(&l, "user.lexfs.metrics");
 	}
 	obj = xattrs_load(&o);
 	json_object_foreach(obj, k, v)

@@ -19,7 +19,7 @@
  *
  * Exit status: 0 success; 1 usage or configuration error; 2 the backend could not
  * be opened or failed its health check; 3 the FUSE mount failed; verify-url: 1 the
- * URL is not valid, 2 it has expired.
+ * URL is not valid, 2 it has expired; doctor: 0 when no check failed, 1 otherwise.
  */
 #define FUSE_USE_VERSION 31
 #include "config.h"
@@ -43,6 +43,8 @@
 #include "cache/cache.h"
 #include "drivers/store.h"
 #include "src/conf.h"
+#include "src/doctor.h"
+#include "src/opsrt.h"
 #include "src/fs.h"
 #include "src/log.h"
 #include "src/source.h"
@@ -75,6 +77,7 @@ static void usage(FILE *fp)
 		" [-o OPT]\n"
 		"       lexfs verify-url URL [--source SOURCE] [-o OPT]\n"
 		"       lexfs status MOUNTPOINT [--json]\n"
+		"       lexfs doctor [SOURCE] [-o OPT] [--json]\n"
 		"       lexfs version\n"
 		"\n"
 		"SOURCE: s3://bucket[/prefix]  r2://bucket[/prefix]  gs://bucket[/prefix]\n"
@@ -167,6 +170,7 @@ static void scrub_secrets(char *arg)
 /* ---- the mount ------------------------------------------------------------- */
 
 struct mount_stack {
+	struct ops *ops; /* events, health, metrics, signals (src/opsrt.h) */
 	struct fs *fs;
 	struct fuse *fuse;
 	bool handlers;
@@ -321,8 +325,10 @@ static void mount_stack_destroy(struct mount_stack *ms)
 		fuse_unmount(ms->fuse);
 	if (ms->fuse != NULL)
 		fuse_destroy(ms->fuse);
+	ops_detach(ms->ops); /* the health thread and metrics server borrow the store */
 	/* Drains pending uploads, then closes the driver. */
 	fs_destroy(ms->fs);
+	ops_destroy(ms->ops); /* after the last upload's event */
 	memset(ms, 0, sizeof(*ms));
 }
 
@@ -365,6 +371,32 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		store_destroy(st);
 		return EXIT_USAGE;
 	}
+	{
+		const char *bucket = settings_display(&cfg->drv, "bucket");
+
+		if (bucket == NULL)
+			bucket = settings_display(&cfg->drv, "container");
+		if (bucket == NULL)
+			bucket = settings_display(&cfg->drv, "root_dir");
+		struct ops_conf oc = {
+		    .events = {.log_path = cfg->events_log,
+			       .on_stored = cfg->events_on_stored,
+			       .on_deleted = cfg->events_on_deleted,
+			       .webhook_url = cfg->events_webhook,
+			       .hook_timeout_ms = cfg->events_hook_timeout_ms,
+			       .bucket = bucket,
+			       .backend = "default"},
+		    .health_interval_s = cfg->health_interval_s,
+		    .health_timeout_ms = cfg->health_timeout_ms,
+		    .metrics_addr = cfg->metrics_addr,
+		};
+		rc = ops_create(&oc, &ms->ops);
+		if (rc < 0) {
+			say("cannot set up events (events_log, hooks, webhook): %s", strerror(-rc));
+			store_destroy(st);
+			return EXIT_USAGE;
+		}
+	}
 	struct cache_conf cc = {
 	    .dir = cdir,
 	    .size_limit = cfg->cache_size,
@@ -375,6 +407,7 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	    .readahead_max = cfg->readahead_max,
 	    .stat_ttl_ms = cfg->stat_ttl_ms,
 	    .list_ttl_ms = cfg->list_ttl_ms,
+	    .events = ops_events(ms->ops),
 	};
 	rc = cache_create(&cc, &st, &cache); /* takes st */
 	if (rc < 0) {
@@ -382,6 +415,7 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		return EXIT_USAGE;
 	}
 	struct store *store_ref = cache_store(cache); /* owned by the cache */
+	struct cache *cache_ref = cache;              /* owned by the fs layer next */
 	struct fs_conf fc = {
 	    .prefix = cfg->prefix,
 	    .uid = cfg->uid,
@@ -393,6 +427,7 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	    .presign_expiry_s = cfg->presign_expiry_s,
 	    .max_file_size = cfg->max_file_size,
 	    .read_only = cfg->read_only,
+	    .ops = ms->ops,
 	};
 	rc = fs_create(&fc, &cache, &ms->fs); /* takes cache */
 	if (rc < 0) {
@@ -420,6 +455,13 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		snprintf(msg, sizeof(msg), "the %s backend failed its health check", cfg->driver);
 		say_err(msg, rc, &err);
 		return EXIT_BACKEND;
+	}
+	rc = ops_attach(ms->ops, store_ref, cache_ref);
+	if (rc < 0) {
+		say("cannot start the health check or the metrics server: %s (check -o "
+		    "metrics_addr: loopback HOST:PORT only)",
+		    strerror(-rc));
+		return EXIT_USAGE;
 	}
 
 	if (fuse_mount(ms->fuse, mountpoint) != 0) {
@@ -585,6 +627,7 @@ static int cmd_mount(int argc, char **argv)
 		daemon_ready(notify, &cfg);
 		notify = -1;
 	}
+	ops_ready(ms.ops, mnt);
 	if (chdir("/") < 0)
 		log_warn("chdir /: %s", strerror(errno));
 	if (cfg.single_thread)
@@ -945,6 +988,60 @@ static int cmd_status(int argc, char **argv)
 	return 0;
 }
 
+/* ---- doctor (src/doctor.c does the checks) -------------------------------- */
+
+static int doctor_opt(void *vctx, int argc, char **argv, int i)
+{
+	bool *json = vctx;
+
+	if (strcmp(argv[i], "--json") == 0) {
+		*json = true;
+		return 1;
+	}
+	return 0;
+}
+
+static int cmd_doctor(int argc, char **argv)
+{
+	struct sub_args sa = { 0 };
+	struct lexfs_config cfg;
+	struct doctor_conf dc = { 0 };
+	char msg[1024], cdir[PATH_MAX], probe[PATH_MAX];
+	bool json = false;
+	int rc, ret = EXIT_USAGE;
+
+	memset(&cfg, 0, sizeof(cfg));
+	if (sub_parse(argc, argv, &sa, doctor_opt, &json) < 0)
+		goto out;
+	struct config_input in = { .source = sa.source ? sa.source : sa.positional,
+				   .opts = &sa.opts, .env = environ };
+	msg[0] = '\0';
+	rc = config_load(&in, &cfg, msg, sizeof(msg));
+	dc.config_status = rc < 0 ? rc : 0;
+	dc.config_message = msg;
+	if (rc == 0) {
+		dc.config_file = cfg.file;
+		dc.driver = cfg.driver;
+		dc.settings = &cfg.drv;
+		dc.plugin_dir = cfg.plugin_dir;
+		dc.timeout_ms = cfg.health_timeout_ms > 0 ? cfg.health_timeout_ms : cfg.timeout_ms;
+		snprintf(probe, sizeof(probe), "%s.lexfs-doctor/", cfg.prefix);
+		dc.probe_prefix = probe;
+		if (cache_dir_for(&cfg, cdir, sizeof(cdir)) == 0 || cfg.cache_dir != NULL)
+			dc.cache_dir = cfg.cache_dir != NULL ? cfg.cache_dir : cdir;
+	}
+	log_open(LOG_SINK_STDERR, NULL, LOG_CRIT); /* the report says it all */
+	ret = doctor_run(&dc, stdout, json);
+	if (ret < 0) {
+		say("doctor: %s", strerror(-ret));
+		ret = EXIT_USAGE;
+	}
+out:
+	config_free(&cfg);
+	settings_free(&sa.opts);
+	return ret;
+}
+
 static int cmd_version(void)
 {
 	const char *const *names = registry_names();
@@ -975,6 +1072,8 @@ int main(int argc, char **argv)
 			return cmd_verify_url(argc, argv);
 		if (strcmp(c, "status") == 0)
 			return cmd_status(argc, argv);
+		if (strcmp(c, "doctor") == 0)
+			return cmd_doctor(argc, argv);
 	}
 	return cmd_mount(argc, argv);
 }

@@ -33,3 +33,16 @@ check_PROGRAMS += tests/unit/pathkey_test
 TESTS += tests/unit/pathkey_test
 tests_unit_pathkey_test_SOURCES = tests/unit/pathkey_test.c tests/unit/check.h
 tests_unit_pathkey_test_LDADD = $(LEXFS_LIBS)
+# ops unit tests
+UNIT_TESTS += tests/unit/events_test
+tests_unit_events_test_SOURCES = tests/unit/events_test.c tests/unit/check.h
+tests_unit_events_test_LDADD = $(LEXFS_LIBS)
+UNIT_TESTS += tests/unit/metrics_test
+tests_unit_metrics_test_SOURCES = tests/unit/metrics_test.c tests/unit/check.h
+tests_unit_metrics_test_LDADD = $(LEXFS_LIBS)
+UNIT_TESTS += tests/unit/doctor_test
+tests_unit_doctor_test_SOURCES = tests/unit/doctor_test.c tests/unit/check.h
+tests_unit_doctor_test_LDADD = $(LEXFS_LIBS)
+UNIT_TESTS += tests/unit/sdnotify_test
+tests_unit_sdnotify_test_SOURCES = tests/unit/sdnotify_test.c tests/unit/check.h
+tests_unit_sdnotify_test_LDADD = $(LEXFS_LIBS)

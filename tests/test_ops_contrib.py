@@ -1,0 +1,142 @@
+"""contrib/ for operators: the systemd unit (verified by systemd-analyze, and READY=1
+really sent by a mount), the fstab examples through mount.lexfs, the logrotate
+snippet, and bash completion of subcommands and -o options."""
+import os
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, build_dir, lexfs_bin
+
+CONTRIB = ROOT / "contrib"
+
+
+def test_systemd_unit_verifies(tmp_path):
+    unit = (CONTRIB / "lexfs@.service.in").read_text().replace("@bindir@", str(build_dir()))
+    (tmp_path / "lexfs@.service").write_text(unit)
+    os.symlink("lexfs@.service", tmp_path / "lexfs@photos.service")
+    r = subprocess.run(["systemd-analyze", "verify", "--man=no",
+                        str(tmp_path / "lexfs@photos.service")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip() == "", r.stderr
+    assert "Type=notify" in unit
+    assert "-f -o config=/etc/lexfs/%i.conf" in unit
+    # Nothing that would put the mount in a private mount namespace.
+    for bad in ("PrivateTmp=", "ProtectSystem=", "ProtectHome=", "PrivateMounts="):
+        assert "\n" + bad not in unit
+
+
+def test_mount_sends_ready_to_systemd(mounter, tmp_path):
+    sock_path = str(tmp_path / "notify.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    s.bind(sock_path)
+    s.settimeout(10)
+    try:
+        m = mounter("mem://", env={"NOTIFY_SOCKET": sock_path})
+        msg = s.recv(4096).decode()
+        assert msg.startswith("READY=1\n")
+        assert "STATUS=mounted on %s" % os.path.realpath(m.path) in msg
+        m.unmount()
+        assert s.recv(4096).decode() == "STOPPING=1"
+    finally:
+        s.close()
+
+
+def fstab_lines():
+    out = []
+    for line in (CONTRIB / "fstab.example").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            out.append(line.split())
+    return out
+
+
+def test_fstab_examples_through_mount_helper(tmp_path):
+    lines = fstab_lines()
+    assert len(lines) >= 4
+    helper = CONTRIB / "mount.lexfs"
+    for fields in lines:
+        assert len(fields) == 6, fields
+        source, mnt, fstype, opts, dump, passno = fields
+        assert fstype == "lexfs"
+        r = subprocess.run(["sh", str(helper), source, mnt, "-f", "-v", "-o", opts],
+                           capture_output=True, text=True, timeout=30,
+                           env=dict(os.environ, LEXFS=lexfs_bin()))
+        assert r.returncode == 0, r.stderr
+        cmd = r.stderr.strip()
+        assert cmd.startswith("mount.lexfs: %s %s %s" % (lexfs_bin(), source, mnt)), cmd
+        passed = cmd.split(" -o ", 1)[1].split(",") if " -o " in cmd else []
+        for o in opts.split(","):
+            dropped = o in ("_netdev", "nofail", "noauto", "defaults", "rw") or \
+                o.startswith("x-")
+            assert (o not in passed) == dropped, (o, cmd)
+    assert any("_netdev" in f[3] for f in lines)
+
+
+def test_fstab_options_are_valid_lexfs_options(tmp_path):
+    """Every lexfs option the examples use is accepted by lexfs's own parser."""
+    for fields in fstab_lines():
+        opts = [o for o in fields[3].split(",")
+                if o not in ("_netdev", "nofail", "noauto", "ro", "allow_other")
+                and not o.startswith("x-") and not o.startswith("config=")
+                and not o.startswith("logfile=") and not o.startswith("cache_dir=")]
+        cmd = [lexfs_bin(), "doctor", "mem://", "-o", "config=none",
+               "-o", "cache_dir=%s" % tmp_path]
+        for o in opts:
+            cmd += ["-o", o]
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        assert "fail config" not in r.stdout, (opts, r.stdout)
+        assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_logrotate_snippet(tmp_path):
+    logdir = tmp_path / "log"
+    logdir.mkdir()
+    (logdir / "a.log").write_text("line\n")
+    conf = (CONTRIB / "lexfs.logrotate").read_text().replace("/var/log/lexfs", str(logdir))
+    (tmp_path / "lexfs").write_text(conf)
+    r = subprocess.run(["logrotate", "-d", "-s", str(tmp_path / "state"),
+                        str(tmp_path / "lexfs")], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "error" not in r.stderr.lower(), r.stderr
+    assert "pkill -USR1 -x lexfs" in conf
+
+
+def complete(words, cword=None):
+    script = (
+        "source %s\n"
+        "COMP_WORDS=(%s)\n"
+        "COMP_CWORD=%d\n"
+        "COMP_LINE=\"${COMP_WORDS[*]}\"\n"
+        "_lexfs\n"
+        "printf '%%s\\n' \"${COMPREPLY[@]}\"\n"
+    ) % (CONTRIB / "lexfs.bash-completion",
+         " ".join("'%s'" % w for w in words),
+         len(words) - 1 if cword is None else cword)
+    r = subprocess.run(["bash", "--norc", "--noprofile", "-c", script], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    return [l for l in r.stdout.splitlines() if l]
+
+
+def test_completion_subcommands():
+    assert "doctor" in complete(["lexfs", "do"])
+    assert set(complete(["lexfs", ""])) >= {"doctor", "presign", "verify-url", "status",
+                                            "version", "s3://"}
+    assert complete(["lexfs", "doctor", "--j"]) == ["--json"]
+    assert set(complete(["lexfs", "presign", "k", "--method", ""])) == {"GET", "PUT"}
+
+
+def test_completion_o_options():
+    got = complete(["lexfs", "s3://b", "/mnt", "-o", "health_"])
+    assert set(got) == {"health_timeout=", "health_interval="}
+    got = complete(["lexfs", "s3://b", "/mnt", "-o", "ro,metrics_"])
+    assert got == ["ro,metrics_addr="]
+    got = complete(["lexfs", "s3://b", "/mnt", "-o", "trace=ht"])
+    assert got == ["trace=http"]
+    got = complete(["lexfs", "s3://b", "/mnt", "-o", "events_on"])
+    assert set(got) == {"events_on_stored=", "events_on_deleted="}

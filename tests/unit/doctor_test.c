@@ -1,0 +1,166 @@
+/* doctor_test.c - doctor_run on the memory and local drivers: a passing run, a
+ * local root that cannot exist, an unusable cache directory, a failed config,
+ * and the JSON form. */
+#include "config.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "src/doctor.h"
+#include "src/log.h"
+#include "tests/unit/check.h"
+
+static char tmpdir[64];
+
+static int run(const struct doctor_conf *c, bool json, char **text)
+{
+	size_t len = 0;
+	FILE *f = open_memstream(text, &len);
+	int rc = doctor_run(c, f, json);
+
+	fclose(f);
+	return rc;
+}
+
+static bool has_line(const char *text, const char *prefix)
+{
+	const char *p = text;
+
+	while (p && *p) {
+		if (strncmp(p, prefix, strlen(prefix)) == 0)
+			return true;
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return false;
+}
+
+static void test_memory_pass(void)
+{
+	struct settings s;
+	struct doctor_conf c = {.driver = "memory", .cache_dir = tmpdir};
+	char *text = NULL;
+
+	settings_init(&s);
+	c.settings = &s;
+	CHECK_INT(run(&c, false, &text), 0);
+	CHECK(has_line(text, "pass config: no config file"));
+	CHECK(has_line(text, "pass credentials: driver memory needs none"));
+	CHECK(has_line(text, "pass driver: driver memory opened"));
+	CHECK(has_line(text, "pass endpoint: health check passed"));
+	CHECK(has_line(text, "warn clock: not measurable for this driver (memory)"));
+	CHECK(has_line(text, "pass probe-put: put .lexfs-doctor/probe-"));
+	CHECK(has_line(text, "pass probe-info: size 35"));
+	CHECK(has_line(text, "pass probe-get: bytes match"));
+	CHECK(has_line(text, "pass probe-list: listed under .lexfs-doctor/"));
+	CHECK(has_line(text, "pass probe-copy:"));
+	CHECK(has_line(text, "pass probe-presign: presigned URL made and verified by the driver"));
+	CHECK(has_line(text, "pass probe-remove: removed"));
+	CHECK(has_line(text, "pass multipart: begin + abort"));
+	CHECK(has_line(text, "pass cache-dir: "));
+	CHECK(has_line(text, "pass fuse: /dev/fuse usable"));
+	CHECK(strstr(text, "0 failed") != NULL);
+	if (check_failures)
+		fputs(text, stderr);
+	free(text);
+	settings_free(&s);
+}
+
+static void test_local_failures(void)
+{
+	struct settings s;
+	struct doctor_conf c = {.driver = "local"};
+	char root[128], file[128], *text = NULL;
+	FILE *f;
+
+	/* A root under a regular file can never be created. */
+	snprintf(file, sizeof(file), "%s/plainfile", tmpdir);
+	f = fopen(file, "w");
+	fclose(f);
+	snprintf(root, sizeof(root), "%s/plainfile/root", tmpdir);
+	settings_init(&s);
+	settings_set(&s, "root_dir", root, "-o root_dir");
+	c.settings = &s;
+	c.cache_dir = file; /* not a directory */
+	CHECK_INT(run(&c, false, &text), 1);
+	CHECK(has_line(text, "fail driver: driver local did not open") ||
+	      has_line(text, "fail endpoint: "));
+	CHECK(has_line(text, "skip probe-put: ") || has_line(text, "fail probe-put: "));
+	CHECK(has_line(text, "fail cache-dir: "));
+	CHECK(strstr(text, "is not a directory -- fix: point cache_dir at a directory") != NULL);
+	free(text);
+	settings_free(&s);
+
+	/* A working local root with an unwritable cache directory below a file. */
+	snprintf(root, sizeof(root), "%s/root", tmpdir);
+	mkdir(root, 0700);
+	settings_init(&s);
+	settings_set(&s, "root_dir", root, "-o root_dir");
+	c.settings = &s;
+	snprintf(file, sizeof(file), "%s/plainfile/cache", tmpdir);
+	c.cache_dir = file;
+	CHECK_INT(run(&c, true, &text), 1);
+	{
+		json_t *o = json_loads(text, 0, NULL);
+		json_t *checks = json_object_get(o, "checks");
+		size_t i;
+		json_t *x;
+		int fails = 0;
+
+		CHECK(o != NULL);
+		CHECK(json_is_false(json_object_get(o, "ok")));
+		json_array_foreach(checks, i, x)
+		{
+			const char *name = json_string_value(json_object_get(x, "check"));
+			const char *st = json_string_value(json_object_get(x, "status"));
+
+			if (strcmp(st, "fail") == 0) {
+				fails++;
+				CHECK_STR(name, "cache-dir");
+				CHECK(json_is_string(json_object_get(x, "fix")));
+			}
+			if (strcmp(name, "probe-get") == 0)
+				CHECK_STR(st, "pass");
+		}
+		CHECK_INT(fails, 1);
+		CHECK_INT(
+		    json_integer_value(json_object_get(json_object_get(o, "summary"), "fail")), 1);
+		json_decref(o);
+	}
+	free(text);
+	settings_free(&s);
+}
+
+static void test_config_failure(void)
+{
+	struct doctor_conf c = {.config_status = -22,
+				.config_message = "storage.bogus: unknown key (from x.conf:3)",
+				.cache_dir = tmpdir};
+	char *text = NULL;
+
+	CHECK_INT(run(&c, false, &text), 1);
+	CHECK(has_line(text, "fail config: storage.bogus: unknown key (from x.conf:3) -- fix:"));
+	CHECK(has_line(text, "skip driver: configuration did not load"));
+	free(text);
+}
+
+int main(void)
+{
+	char cmd[100];
+
+	snprintf(tmpdir, sizeof(tmpdir), "/tmp/lexfs-doctor-test-XXXXXX");
+	if (!mkdtemp(tmpdir))
+		return 1;
+	log_open(LOG_SINK_STDERR, NULL, LOG_CRIT);
+	test_memory_pass();
+	test_local_failures();
+	test_config_failure();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "could not remove %s\n", tmpdir);
+	return check_done("doctor_test");
+}
