@@ -4,3 +4,5 @@ liblexfs_a_SOURCES += \
 	drivers/meta.c \
 	drivers/store.c drivers/store.h \
 	drivers/registry.c
+# drv branch: the memory and local drivers.
+liblexfs_a_SOURCES += drivers/memory.c drivers/local.c

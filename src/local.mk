@@ -6,3 +6,5 @@ liblexfs_a_SOURCES += \
 	src/crypto.c src/crypto.h \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
+# drv branch: presigned URLs of the local and memory drivers.
+liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
