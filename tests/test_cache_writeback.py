@@ -152,9 +152,11 @@ def test_rsync_pattern_one_upload_zero_copies(mounter, backend_memory, tmp_path)
     assert not [n for n in os.listdir(Path(m.path) / "dst") if n.startswith(".")]
 
 
-def _write_file(path, data, chunk=MIB):
+def _write_file(path, data, chunk=MIB, before_write=None):
     """Write data; returns (write errno or 0, close errno or 0)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    if before_write:
+        before_write()
     werr = 0
     try:
         for off in range(0, len(data), chunk):
@@ -177,8 +179,9 @@ def test_faults_during_large_upload_right_bytes_or_eio(mounter, backend_memory, 
     m = mounter(b.source, opts=b.mount_opts() + ["part_size=5m"], env=b.env)
     m.expect_errors(r"injected fault|upload of .* failed|multipart|part \d+ of")
     data = random.Random(spec).randbytes(24 * MIB + 333)
-    control(m, "fault", spec)
-    werr, cerr = _write_file(Path(m.path) / "big.bin", data)
+    # faults start after the open (a failed lookup would fail the open instead)
+    werr, cerr = _write_file(Path(m.path) / "big.bin", data,
+                             before_write=lambda: control(m, "fault", spec))
     control(m, "fault", "off")
     assert werr == 0
     assert cerr in (0, errno.EIO)
