@@ -646,6 +646,56 @@ static void test_writeback_crash_replay(void)
 	drop_cache(&fx);
 }
 
+static void test_readahead(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	size_t total = 32 * MIB + 1000, chunk = 128 * 1024;
+	char *ref = malloc(total), *buf = malloc(chunk);
+	uint64_t dl0, dl1, bytes0;
+	struct store_opstat s[STORE_OP_COUNT];
+
+	fill_pattern(ref, total, 5);
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, MIB), 0);
+	CHECK_INT(put_obj(fx.c, "ra", ref, total), 0);
+	CHECK_INT(open_existing(fx.c, "ra", O_RDONLY, &f), 0);
+	dl0 = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	for (size_t off = 0; off < total; off += chunk) {
+		size_t want = total - off < chunk ? total - off : chunk;
+		ssize_t n = cache_read(f, buf, chunk, (off_t)off);
+
+		CHECK_INT(n, (long long)want);
+		if (n != (ssize_t)want || memcmp(buf, ref + off, want) != 0) {
+			CHECK(!"sequential read bytes differ");
+			break;
+		}
+	}
+	CHECK_INT(cache_read(f, buf, chunk, (off_t)total), 0);
+	dl1 = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	/* 257 reads of 128 KiB, but few and growing ranged GETs */
+	printf("sequential 32 MiB read: %llu ranged GETs\n", (unsigned long long)(dl1 - dl0));
+	CHECK(dl1 - dl0 <= 40);
+	CHECK(stat_of(fx.c, "readahead_hits") > 200);
+	CHECK_INT(cache_release(f), 0);
+
+	/* random 4 KiB reads do not download the object */
+	CHECK_INT(open_existing(fx.c, "ra", O_RDONLY, &f), 0);
+	store_stats(cache_store(fx.c), s);
+	bytes0 = s[STORE_OP_DOWNLOAD].bytes;
+	for (int i = 0; i < 100; i++) {
+		uint64_t off = ((uint64_t)i * 7919 * 4096) % (total - 4096);
+
+		CHECK_INT(cache_read(f, buf, 4096, (off_t)off), 4096);
+		CHECK(memcmp(buf, ref + off, 4096) == 0);
+	}
+	store_stats(cache_store(fx.c), s);
+	CHECK(s[STORE_OP_DOWNLOAD].bytes - bytes0 <= 100 * 4096 * 2);
+	CHECK_INT(cache_release(f), 0);
+	free(buf);
+	free(ref);
+	drop_cache(&fx);
+}
+
 int main(int argc, char **argv)
 {
 	log_open(LOG_SINK_STDERR, NULL, LOG_WARNING);
@@ -669,5 +719,6 @@ int main(int argc, char **argv)
 	test_streaming_faults();
 	test_writeback_drain_and_rsync_pattern();
 	test_writeback_crash_replay();
+	test_readahead();
 	return check_done("cache_test");
 }
