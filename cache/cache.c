@@ -898,6 +898,14 @@ ssize_t cache_write(struct cache_file *f, const char *buf, size_t size, off_t of
 		e->poison = ret;
 		if (e->stream && !e->busy)
 			upload_stream_abort(c, e); /* else the uploader sees the poison */
+		/* the bytes are worthless now: give the disk space back at once (close
+		 * returns before release, and the next writer needs the room) */
+		if (ftruncate(e->fd, 0) == 0) {
+			e->size = 0;
+			e->remote_limit = 0;
+			rs_free(&e->valid);
+			centry_account(c, e);
+		}
 		STAT_ADD(c, st_enospc, 1);
 		goto out;
 	}

@@ -32,6 +32,7 @@
 
 #define RA_MIN (256 * 1024)
 #define RA_SEGS 16
+#define RA_SLACK (1024 * 1024)
 
 enum seg_state { SEG_EMPTY = 0, SEG_LOADING, SEG_READY, SEG_FAILED };
 
@@ -182,6 +183,7 @@ int readahead_read(struct cache *c, struct ra_state **rap, const char *key, uint
 {
 	struct ra_state *ra = *rap;
 	size_t done = 0;
+	bool near;
 	int ret = 0;
 
 	*got = 0;
@@ -215,16 +217,22 @@ int readahead_read(struct cache *c, struct ra_state **rap, const char *key, uint
 		size = 0;
 	}
 	pthread_mutex_lock(&ra->lock);
-	if (off == ra->seq_end && off > 0 && size > 0) {
-		ra->window = ra->window ? ra->window * 2 : RA_MIN;
-		if (ra->window > c->conf.readahead_max)
-			ra->window = c->conf.readahead_max;
-	} else if (off != ra->seq_end) {
+	/* The kernel sends several reads at once and they may arrive out of order, so
+	 * "sequential" means near where the reads got to, not exactly there. */
+	near = off + RA_SLACK >= ra->seq_end && off <= ra->seq_end + RA_SLACK;
+	if (near && off > 0 && size > 0) {
+		if (off >= ra->seq_end) {
+			ra->window = ra->window ? ra->window * 2 : RA_MIN;
+			if (ra->window > c->conf.readahead_max)
+				ra->window = c->conf.readahead_max;
+		}
+	} else if (!near) {
 		ra->window = 0;
 		ra->ahead = 0;
 		segs_trim(ra, UINT64_MAX, 0); /* random: forget what was read ahead */
 	}
-	segs_trim(ra, off, UINT64_MAX);
+	if (off > RA_SLACK)
+		segs_trim(ra, off - RA_SLACK, UINT64_MAX); /* behind the reader */
 	if (ra->window)
 		ra_fill(ra, off, size);
 	while (done < len) {
@@ -252,8 +260,8 @@ int readahead_read(struct cache *c, struct ra_state **rap, const char *key, uint
 		memcpy(buf + done, s->buf + (off + done - s->off), (size_t)n);
 		done += (size_t)n;
 		STAT_ADD(c, st_ra_hits, 1);
-		if (off + done >= s->off + s->len)
-			seg_drop(s); /* consumed */
+		/* a consumed segment is dropped once the reader is past it (an
+		 * out-of-order read may still want its head) */
 	}
 	if (ra->window && done == len)
 		ra_fill(ra, off + done, size); /* keep a window ahead */
@@ -270,7 +278,8 @@ int readahead_read(struct cache *c, struct ra_state **rap, const char *key, uint
 	}
 out:
 	pthread_mutex_lock(&ra->lock);
-	ra->seq_end = off + done;
+	if (!near || off + done > ra->seq_end)
+		ra->seq_end = off + done;
 	pthread_mutex_unlock(&ra->lock);
 	*got = done;
 	return ret < 0 && done == 0 ? ret : 0;

@@ -865,9 +865,73 @@ void upload_drain(struct cache *c)
 		log_notice("cache: unmount: uploads finished");
 }
 
-/* Bounded disk: before a write grows e to `end`, make room (evict clean data) or
- * wait for uploads to turn dirty data clean. */
+/* Make every queued write-back upload due now (the cache needs room). */
+static void upload_hurry(struct cache *c)
+{
+	struct upload_engine *u = c->up;
+	int64_t now = cache_now_ms();
+
+	pthread_mutex_lock(&u->lock);
+	for (struct ujob *j = u->files; j; j = j->next)
+		if (j->due_ms > now)
+			j->due_ms = now;
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+}
+
+/* Dirty entries other than `self` that uploads can turn clean. c->lock held. */
+static unsigned uploadable_locked(struct cache *c, struct centry *self)
+{
+	unsigned n = 0;
+
+	for (size_t i = 0; i < c->tabsz; i++)
+		for (struct centry *e = c->tab[i]; e; e = e->hnext)
+			if (e != self && e->dirty && !e->poison && e->writers == 0)
+				n++;
+	return n;
+}
+
+/* Bounded disk: before a write grows e to `end`, make room by evicting clean data,
+ * or wait for uploads to turn dirty data clean (back-pressure). When nothing can
+ * make room (the file being written is the only dirty data) the write goes on:
+ * the limit is a target, and a full disk still answers ENOSPC. */
 int upload_wait_room(struct cache *c, struct centry *e, uint64_t end)
 {
-	return 0;
+	uint64_t size, grow;
+	bool waited = false;
+
+	if (!c->conf.size_limit)
+		return 0;
+	size = __atomic_load_n(&e->size, __ATOMIC_RELAXED);
+	grow = end > size ? end - size : 0;
+	if (grow == 0)
+		return 0;
+	for (;;) {
+		struct timespec ts;
+		unsigned n;
+
+		if (cache_evict_for(c, grow))
+			return 0;
+		pthread_mutex_lock(&c->lock);
+		n = uploadable_locked(c, e);
+		if (n == 0) {
+			pthread_mutex_unlock(&c->lock);
+			return 0;
+		}
+		if (!waited) {
+			STAT_ADD(c, st_waits, 1);
+			waited = true;
+		}
+		pthread_mutex_unlock(&c->lock);
+		upload_hurry(c);
+		pthread_mutex_lock(&c->lock);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 100 * 1000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+		pthread_mutex_unlock(&c->lock);
+	}
 }
