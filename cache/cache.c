@@ -713,12 +713,42 @@ int cache_adopt(struct cache *c, const char *key, uint64_t id, int fd, uint64_t 
 
 /* ---- open / read / write ------------------------------------------------------ */
 
+/* A clean entry whose object changed in the store: take the new size, metadata and
+ * etag; cached bytes are dropped and fetched again by range. e->lock held. */
+static int centry_refresh(struct cache *c, struct centry *e, const struct lexfs_objinfo *oi)
+{
+	struct lexfs_meta m;
+
+	meta_init(&m);
+	if (meta_copy(&m, &oi->meta) < 0)
+		return -ENOMEM;
+	if (e->fd >= 0) {
+		if (ftruncate(e->fd, 0) < 0 || ftruncate(e->fd, (off_t)oi->size) < 0) {
+			int ret = -errno;
+
+			meta_free(&m);
+			return ret;
+		}
+		rs_free(&e->valid);
+		e->remote_limit = oi->size;
+	}
+	e->size = oi->size;
+	e->remote_exists = true;
+	meta_free(&e->meta);
+	e->meta = m;
+	snprintf(e->content_type, sizeof(e->content_type), "%s", oi->content_type);
+	snprintf(e->etag, sizeof(e->etag), "%s", oi->etag);
+	e->gen++;
+	centry_account(c, e);
+	return 0;
+}
+
 int cache_open(struct cache *c, const char *key, int flags, const struct lexfs_objinfo *existing,
 	       const struct lexfs_meta *meta, const char *content_type, struct cache_file **out)
 {
 	struct cache_file *f;
 	struct centry *e, *fresh = NULL;
-	bool writable = (flags & O_ACCMODE) != O_RDONLY;
+	bool writable = (flags & O_ACCMODE) != O_RDONLY, fresh_used = false;
 	int ret;
 
 	*out = NULL;
@@ -735,6 +765,7 @@ int cache_open(struct cache *c, const char *key, int flags, const struct lexfs_o
 		if (existing) {
 			fresh->size = existing->size;
 			fresh->remote_exists = true;
+			snprintf(fresh->etag, sizeof(fresh->etag), "%s", existing->etag);
 			snprintf(fresh->content_type, sizeof(fresh->content_type), "%s",
 				 existing->content_type);
 			if (meta_copy(&fresh->meta, &existing->meta) < 0)
@@ -751,6 +782,7 @@ int cache_open(struct cache *c, const char *key, int flags, const struct lexfs_o
 		if (!e) {
 			e = fresh;
 			fresh = NULL;
+			fresh_used = true;
 			tab_insert(c, e);
 		}
 	}
@@ -765,6 +797,15 @@ int cache_open(struct cache *c, const char *key, int flags, const struct lexfs_o
 	f->e = e;
 	f->writable = writable;
 	pthread_mutex_lock(&e->lock);
+	if (existing && !e->dirty && e->handles == 0 && !e->busy && !fresh_used &&
+	    (existing->size != e->size ||
+	     (existing->etag[0] && e->etag[0] && strcmp(existing->etag, e->etag) != 0))) {
+		/* cached clean data of an object that changed in the store: forget it,
+		 * the new bytes are fetched by range when needed */
+		ret = centry_refresh(c, e, existing);
+		if (ret < 0)
+			goto fail_locked;
+	}
 	if (writable || e->dirty) {
 		ret = centry_ensure_file(c, e);
 		if (ret < 0)

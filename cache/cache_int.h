@@ -108,6 +108,7 @@ struct centry {
 	uint64_t disk_bytes;   /* bytes the cache file accounts for in c->disk_used */
 	struct lexfs_meta meta;
 	char content_type[128];
+	char etag[96];         /* of the store's version this entry matches; "" unknown */
 	struct stream *stream; /* streaming multipart state, NULL when none */
 	uint64_t seq_end;      /* end of the last write, for sequential detection */
 	struct ujob *wbjob;    /* queued write-back upload; guarded by the engine lock */

@@ -429,7 +429,7 @@ void upload_after_truncate(struct cache *c, struct centry *e, uint64_t size)
 /* Finish a multipart upload of [0, size) of e under key: re-send what is not DONE,
  * then complete. e->lock held and e owned (busy). */
 static int finish_multipart(struct cache *c, struct centry *e, const char *key, uint64_t size,
-			    const struct lexfs_put_opts *opts)
+			    const struct lexfs_put_opts *opts, char *etag_out)
 {
 	struct lexfs_objinfo oi = {0};
 	struct lexfs_err err = {0};
@@ -501,6 +501,7 @@ static int finish_multipart(struct cache *c, struct centry *e, const char *key, 
 	if (ret < 0)
 		log_err("cache: multipart complete of %s: %s (%s)", key, strerror(-ret),
 			err.message);
+	snprintf(etag_out, 96, "%s", ret == 0 ? oi.etag : "");
 	objinfo_free(&oi);
 	if (ret == 0 && s->meta_gen != e->meta_gen) {
 		/* attributes changed after the upload began: put the final ones on */
@@ -523,7 +524,8 @@ int centry_upload(struct cache *c, struct centry *e)
 	struct lexfs_meta meta;
 	struct lexfs_put_opts opts = {0};
 	struct lexfs_src src = {0};
-	char ct[128];
+	struct lexfs_objinfo oi = {0};
+	char ct[128], etag[96] = "";
 	char *key = NULL;
 	uint64_t gen, size;
 	bool journaled = false;
@@ -560,7 +562,7 @@ int centry_upload(struct cache *c, struct centry *e)
 	opts.content_type = ct[0] ? ct : NULL;
 	opts.meta = &meta;
 	if (size > part_size_for(c, size) && can_stream(c)) {
-		ret = finish_multipart(c, e, key, size, &opts);
+		ret = finish_multipart(c, e, key, size, &opts, etag);
 	} else {
 		if (e->stream)
 			upload_stream_abort(c, e);
@@ -570,16 +572,19 @@ int centry_upload(struct cache *c, struct centry *e)
 		src.off = 0;
 		src.len = size;
 		pthread_mutex_unlock(&e->lock);
-		ret = store_upload(c->st, key, &src, &opts, NULL, &err);
+		ret = store_upload(c->st, key, &src, &opts, &oi, &err);
 		if (ret < 0)
 			log_err("cache: upload of %s failed: %s (%s)", key, strerror(-ret),
 				err.message);
+		snprintf(etag, sizeof(etag), "%s", ret == 0 ? oi.etag : "");
+		objinfo_free(&oi);
 		pthread_mutex_lock(&e->lock);
 	}
 	e->busy = false;
 	e->last_err = ret;
 	if (ret == 0) {
 		e->remote_exists = true;
+		snprintf(e->etag, sizeof(e->etag), "%s", etag);
 		__atomic_store_n(&e->up_done, size, __ATOMIC_RELAXED);
 		if (e->gen == gen) {
 			e->dirty = false;

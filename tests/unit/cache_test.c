@@ -696,6 +696,121 @@ static void test_readahead(void)
 	drop_cache(&fx);
 }
 
+/* With a size limit, closed files stay as clean cached data; a change in the store
+ * behind our back is noticed at the next open (size / etag). */
+static void test_clean_cache_and_staleness(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	char buf[32];
+	uint64_t dl0;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 64 * MIB, MIB), 0);
+	CHECK_INT(cache_open(fx.c, "k", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "cached!", 7, 0), 7);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(stat_of(fx.c, "cached_files"), 1);
+	dl0 = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	CHECK_INT(open_existing(fx.c, "k", O_RDONLY, &f), 0);
+	CHECK_INT(cache_read(f, buf, sizeof(buf), 0), 7);
+	CHECK(memcmp(buf, "cached!", 7) == 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_DOWNLOAD), dl0); /* served from the disk */
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(put_obj(fx.c, "k", "changed behind", 14), 0);
+	CHECK_INT(open_existing(fx.c, "k", O_RDONLY, &f), 0);
+	CHECK_INT(cache_read(f, buf, sizeof(buf), 0), 14);
+	CHECK(memcmp(buf, "changed behind", 14) == 0);
+	CHECK_INT(cache_release(f), 0);
+	/* invalidate drops clean cached data */
+	cache_invalidate(fx.c, "");
+	CHECK_INT(stat_of(fx.c, "cached_files"), 0);
+	CHECK_INT(stat_of(fx.c, "cache_used"), 0);
+	drop_cache(&fx);
+}
+
+static void test_meta_cache(void)
+{
+	struct fixture fx;
+	struct lexfs_objinfo oi = {0}, got = {0};
+	struct lexfs_list_page page = {0}, lp = {0};
+	struct cache_file *f;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, MIB), 0);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 0); /* miss */
+	oi.size = 42;
+	snprintf(oi.etag, sizeof(oi.etag), "e1");
+	meta_init(&oi.meta);
+	meta_set(&oi.meta, "mode", "33188");
+	oi.has_meta = true;
+	meta_cache_stat_put(fx.c, "a/x", &oi);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 1);
+	CHECK_INT(got.size, 42);
+	CHECK_STR(meta_get(&got.meta, "mode"), "33188");
+	objinfo_free(&got);
+	meta_cache_stat_put(fx.c, "a/none", NULL);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/none", &got), -ENOENT);
+
+	/* a listing with metadata answers stat of its entries */
+	page.n = 2;
+	page.items = calloc(2, sizeof(*page.items));
+	page.items[0].key = strdup("a/y");
+	page.items[0].size = 7;
+	page.items[0].has_meta = true;
+	meta_init(&page.items[0].meta);
+	page.items[1].key = strdup("a/sub/");
+	page.items[1].is_prefix = true;
+	meta_init(&page.items[1].meta);
+	meta_cache_list_put(fx.c, "a/", &page);
+	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 1);
+	CHECK_INT(lp.n, 2);
+	CHECK_STR(lp.items[1].key, "a/sub/");
+	list_page_free(&lp);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/y", &got), 1);
+	CHECK_INT(got.size, 7);
+	objinfo_free(&got);
+
+	/* our own write forgets the key and its directory's listing */
+	CHECK_INT(cache_open(fx.c, "a/none", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/none", &got), 0);
+	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 0);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 1);
+	objinfo_free(&got);
+	/* invalidate drops everything under the prefix */
+	cache_invalidate(fx.c, "a/");
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 0);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/y", &got), 0);
+	list_page_free(&page);
+	objinfo_free(&oi);
+	drop_cache(&fx);
+
+	/* TTL: entries expire */
+	{
+		struct fixture fx2;
+		struct store_conf sc = {0};
+		struct cache_conf cc = {0};
+		struct store *st = NULL;
+		char dir[4200];
+
+		settings_init(&fx2.set);
+		sc.driver = "memory";
+		sc.settings = &fx2.set;
+		CHECK_INT(store_create(&sc, &st, NULL), 0);
+		snprintf(dir, sizeof(dir), "%s/ttl", basedir);
+		cc.dir = dir;
+		cc.writeback_s = -1;
+		cc.stat_ttl_ms = 50;
+		cc.list_ttl_ms = 50;
+		CHECK_INT(cache_create(&cc, &st, &fx2.c), 0);
+		meta_cache_stat_put(fx2.c, "k", NULL);
+		CHECK_INT(meta_cache_stat_get(fx2.c, "k", &got), -ENOENT);
+		usleep(80 * 1000);
+		CHECK_INT(meta_cache_stat_get(fx2.c, "k", &got), 0);
+		cache_destroy(fx2.c);
+		settings_free(&fx2.set);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	log_open(LOG_SINK_STDERR, NULL, LOG_WARNING);
@@ -720,5 +835,7 @@ int main(int argc, char **argv)
 	test_writeback_drain_and_rsync_pattern();
 	test_writeback_crash_replay();
 	test_readahead();
+	test_clean_cache_and_staleness();
+	test_meta_cache();
 	return check_done("cache_test");
 }
