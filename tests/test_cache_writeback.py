@@ -170,15 +170,15 @@ def _write_file(path, data, chunk=MIB, before_write=None):
     return werr, 0
 
 
-@pytest.mark.parametrize("spec", ["error_rate=0.3", "fail_after=5", "error_rate=0.2,latency_ms=3"])
+@pytest.mark.parametrize("spec", ["error_rate=0.5", "fail_after=5", "error_rate=0.4,latency_ms=3"])
 def test_faults_during_large_upload_right_bytes_or_eio(mounter, backend_memory, spec):
-    """Memory-driver faults during a 24 MiB streamed upload: close succeeds and the
+    """Memory-driver faults during a 40 MiB streamed upload: close succeeds and the
     store has the right bytes, or close reports EIO and the data stays in the cache;
     once the faults stop the store gets the right bytes; retries are in the stats."""
     b = backend_memory.fresh()
     m = mounter(b.source, opts=b.mount_opts() + ["part_size=5m"], env=b.env)
     m.expect_errors(r"injected fault|upload of .* failed|multipart|part \d+ of")
-    data = random.Random(spec).randbytes(24 * MIB + 333)
+    data = random.Random(spec).randbytes(40 * MIB + 333)
     # faults start after the open (a failed lookup would fail the open instead)
     werr, cerr = _write_file(Path(m.path) / "big.bin", data,
                              before_write=lambda: control(m, "fault", spec))
