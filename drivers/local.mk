@@ -5,4 +5,5 @@ liblexfs_a_SOURCES += \
 	drivers/store.c drivers/store.h \
 	drivers/registry.c
 # drv branch: the memory and local drivers.
-liblexfs_a_SOURCES += drivers/memory.c drivers/local.c
+liblexfs_a_SOURCES += drivers/memory.c drivers/local.c drivers/local_int.h \
+	drivers/local_list.c drivers/local_mpu.c

@@ -20,9 +20,16 @@ noinst_PROGRAMS += lexfs-storetool
 lexfs_storetool_SOURCES = tests/storetool.c
 lexfs_storetool_LDADD = $(LEXFS_LIBS)
 
-check_PROGRAMS += tests/unit/urlsign_test tests/unit/local_test
-TESTS += tests/unit/urlsign_test tests/unit/local_test
+check_PROGRAMS += tests/unit/urlsign_test tests/unit/local_test tests/unit/drivers_mt_test
+TESTS += tests/unit/urlsign_test tests/unit/local_test tests/unit/drivers_mt_test
+tests_unit_drivers_mt_test_SOURCES = tests/unit/drivers_mt_test.c
+tests_unit_drivers_mt_test_LDADD = $(LEXFS_LIBS)
 tests_unit_urlsign_test_SOURCES = tests/unit/urlsign_test.c
 tests_unit_urlsign_test_LDADD = $(LEXFS_LIBS)
 tests_unit_local_test_SOURCES = tests/unit/local_test.c
 tests_unit_local_test_LDADD = $(LEXFS_LIBS)
+# fs: path <-> key helpers
+check_PROGRAMS += tests/unit/pathkey_test
+TESTS += tests/unit/pathkey_test
+tests_unit_pathkey_test_SOURCES = tests/unit/pathkey_test.c tests/unit/check.h
+tests_unit_pathkey_test_LDADD = $(LEXFS_LIBS)

@@ -170,3 +170,22 @@ def test_missing_parent_of_root_is_clear_error(tmp_path):
     r = run_once(Local(tmp_path / "no" / "such" / "root"), "health")
     assert r.returncode == 2
     assert b"root_dir" in r.stderr
+
+
+def test_stale_temp_and_uploads_cleaned_at_open(root):
+    ok(root, "health")  # creates .lexfs
+    tmp = root / ".lexfs" / "tmp"
+    old, new = tmp / "t-old", tmp / "t-new"
+    old.write_bytes(b"left by a crash")
+    new.write_bytes(b"maybe a live writer")
+    two_days_ago = os.stat(old).st_mtime - 2 * 86400
+    os.utime(old, (two_days_ago, two_days_ago))
+    mpu = root / ".lexfs" / "mpu" / ("ab" * 16)
+    mpu.mkdir()
+    (mpu / "1").write_bytes(b"part")
+    eight_days_ago = os.stat(mpu).st_mtime - 8 * 86400
+    os.utime(mpu, (eight_days_ago, eight_days_ago))
+    ok(root, "health")
+    assert not old.exists()
+    assert new.exists()
+    assert not mpu.exists()

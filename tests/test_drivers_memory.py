@@ -77,13 +77,14 @@ def test_non_retryable_fault_is_not_retried(mem):
 
 
 def test_random_faults_lose_no_data(mem):
-    """30% of calls fail with EIO; the store's retries hide every one of them."""
+    """30% of calls fail with EIO; the store's retries hide every one of them.
+    The seed makes the failing calls the same on every run (no flaky outcome)."""
     blobs = {"f/%02d" % i: os.urandom(1000 + i) for i in range(40)}
     paths = {}
     for k, data in blobs.items():
         paths[k] = mem.tmp / k.replace("/", "_")
         paths[k].write_bytes(data)
-    mem.ok("control", "fault", "error_rate=0.3,errno=EIO")
+    mem.ok("control", "fault", "error_rate=0.3,errno=EIO,seed=4242")
     for k in blobs:
         mem.ok("put", k, paths[k])
     for k, data in blobs.items():
@@ -135,7 +136,7 @@ def test_multipart_fault_on_part_is_retried(mem):
     data = os.urandom(30000)
     p = mem.tmp / "mp"
     p.write_bytes(data)
-    mem.ok("control", "fault", "error_rate=0.3,errno=EIO")
+    mem.ok("control", "fault", "error_rate=0.3,errno=EIO,seed=7")
     r = mem.run("mpu", "obj", 10000, p, "--order", "reverse")
     mem.ok("control", "fault", "off")
     if r.rc == 0:  # complete's fault is not retryable (it frees the upload), so may fail
