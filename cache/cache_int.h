@@ -5,8 +5,9 @@
  * struct cache      one per mount. c->lock guards the key table, every entry's
  *                   `hashed`, `pinned` and LRU links, the decision to free an
  *                   entry (refs is atomic: a holder may add a reference without
- *                   c->lock, see centry_hold_more), the id counter and the counters
- *                   in c->st_*. It is never held across I/O.
+ *                   c->lock, see centry_hold_more). Counters (c->st_*, disk_used)
+ *                   and the id counter are atomics. c->lock is never held across
+ *                   I/O.
  * struct centry     one per key the cache holds (open, pending upload or cached
  *                   clean data). e->lock guards everything in the entry but the
  *                   key, and may be held across local file I/O and across ranged
@@ -17,8 +18,14 @@
  * e->keylock        a leaf lock for e->key alone (renames change it while others
  *                   hold e->lock).
  *
- * Lock order: c->lock -> e->lock -> e->keylock; and the upload engine's u->lock
- * and the journal's j->lock are leaves (nothing is taken while holding them).
+ * Lock order: c->lock -> e->lock -> e->keylock; the upload engine's u->lock, the
+ * journal's j->lock (taken under e->lock, so an entry's records keep its order),
+ * the metadata cache's lock and a read-ahead state's lock are leaves.
+ *
+ * Size limit (conf.size_limit, 0 = no clean data is kept): clean entries with no
+ * reference stay on the LRU with their cache file and are evicted tail first
+ * when a write needs room; dirty data is never evicted, writers wait for uploads
+ * instead (upload_wait_room), unless nothing but their own file is dirty.
  *
  * Entry states (derived from the fields, not stored):
  *
@@ -37,6 +44,9 @@
  *    under the entry's key and is fetched before anyone reads it.
  *  - an entry that is not `hashed` was unlinked: its handles keep working but it
  *    is never uploaded.
+ *  - a poisoned entry (a write hit ENOSPC) is never uploaded and is dropped when
+ *    its last handle closes: the store keeps the previous version or nothing.
+ *  - journaled <=> the journal's last record for e->id is a PUT.
  */
 #ifndef LEXFS_CACHE_INT_H
 #define LEXFS_CACHE_INT_H
