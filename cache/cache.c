@@ -46,7 +46,7 @@ struct cache_file {
 	struct cache *c;
 	struct centry *e;
 	bool writable;
-	bool flushed; /* flush ran and this handle changed nothing since */
+	bool flushed;	     /* flush ran and this handle changed nothing since */
 	struct ra_state *ra; /* read-ahead state of this handle (REMOTE reads) */
 };
 
@@ -542,8 +542,7 @@ int cache_create(const struct cache_conf *conf, struct store **st, struct cache 
 	}
 	ret = mkdir_p(c->datadir, 0700);
 	if (ret < 0) {
-		log_err("cache: cannot create cache directory %s: %s", c->datadir,
-			strerror(-ret));
+		log_err("cache: cannot create cache directory %s: %s", c->datadir, strerror(-ret));
 		goto fail;
 	}
 	snprintf(path, sizeof(path), "%s/lock", c->dir);
@@ -1330,15 +1329,15 @@ char *cache_stats_json(struct cache *c)
 			if (busy || e->stream)
 				inflight += total > done ? total - done : 0;
 			json_array_append_new(
-				files, json_pack("{s:s, s:I, s:I, s:I, s:b, s:i}", "key", e->key,
-						 "size", (json_int_t)e->size, "uploaded",
-						 (json_int_t)done, "total", (json_int_t)total,
-						 "uploading", busy || e->stream != NULL, "error",
-						 e->last_err));
+			    files,
+			    json_pack("{s:s, s:I, s:I, s:I, s:b, s:i}", "key", e->key, "size",
+				      (json_int_t)e->size, "uploaded", (json_int_t)done, "total",
+				      (json_int_t)total, "uploading", busy || e->stream != NULL,
+				      "error", e->last_err));
 		}
 	}
-	json_object_set_new(root, "mode", json_string(c->conf.writeback_s >= 0 ? "writeback" :
-										 "sync"));
+	json_object_set_new(root, "mode",
+			    json_string(c->conf.writeback_s >= 0 ? "writeback" : "sync"));
 	json_object_set_new(root, "pending_uploads", json_integer((json_int_t)pending));
 	json_object_set_new(root, "dirty_bytes", json_integer((json_int_t)dirty_bytes));
 	json_object_set_new(root, "bytes_in_flight", json_integer((json_int_t)inflight));
@@ -1347,20 +1346,29 @@ char *cache_stats_json(struct cache *c)
 	json_object_set_new(root, "cache_used", json_integer((json_int_t)STAT_GET(c, disk_used)));
 	json_object_set_new(root, "cache_limit", json_integer((json_int_t)c->conf.size_limit));
 	json_object_set_new(root, "uploads", json_integer((json_int_t)STAT_GET(c, st_uploads)));
-	json_object_set_new(root, "upload_bytes", json_integer((json_int_t)STAT_GET(c, st_upload_bytes)));
-	json_object_set_new(root, "upload_errors", json_integer((json_int_t)STAT_GET(c, st_upload_errors)));
+	json_object_set_new(root, "upload_bytes",
+			    json_integer((json_int_t)STAT_GET(c, st_upload_bytes)));
+	json_object_set_new(root, "upload_errors",
+			    json_integer((json_int_t)STAT_GET(c, st_upload_errors)));
 	json_object_set_new(root, "streams", json_integer((json_int_t)STAT_GET(c, st_streams)));
 	json_object_set_new(root, "stream_fallbacks",
 			    json_integer((json_int_t)STAT_GET(c, st_stream_fallbacks)));
 	json_object_set_new(root, "parts", json_integer((json_int_t)STAT_GET(c, st_parts)));
-	json_object_set_new(root, "part_bytes", json_integer((json_int_t)STAT_GET(c, st_part_bytes)));
+	json_object_set_new(root, "part_bytes",
+			    json_integer((json_int_t)STAT_GET(c, st_part_bytes)));
 	json_object_set_new(root, "fetches", json_integer((json_int_t)STAT_GET(c, st_fetches)));
-	json_object_set_new(root, "fetch_bytes", json_integer((json_int_t)STAT_GET(c, st_fetch_bytes)));
-	json_object_set_new(root, "direct_reads", json_integer((json_int_t)STAT_GET(c, st_direct_reads)));
-	json_object_set_new(root, "direct_bytes", json_integer((json_int_t)STAT_GET(c, st_direct_bytes)));
-	json_object_set_new(root, "readahead_reads", json_integer((json_int_t)STAT_GET(c, st_ra_reads)));
-	json_object_set_new(root, "readahead_bytes", json_integer((json_int_t)STAT_GET(c, st_ra_bytes)));
-	json_object_set_new(root, "readahead_hits", json_integer((json_int_t)STAT_GET(c, st_ra_hits)));
+	json_object_set_new(root, "fetch_bytes",
+			    json_integer((json_int_t)STAT_GET(c, st_fetch_bytes)));
+	json_object_set_new(root, "direct_reads",
+			    json_integer((json_int_t)STAT_GET(c, st_direct_reads)));
+	json_object_set_new(root, "direct_bytes",
+			    json_integer((json_int_t)STAT_GET(c, st_direct_bytes)));
+	json_object_set_new(root, "readahead_reads",
+			    json_integer((json_int_t)STAT_GET(c, st_ra_reads)));
+	json_object_set_new(root, "readahead_bytes",
+			    json_integer((json_int_t)STAT_GET(c, st_ra_bytes)));
+	json_object_set_new(root, "readahead_hits",
+			    json_integer((json_int_t)STAT_GET(c, st_ra_hits)));
 	json_object_set_new(root, "evictions", json_integer((json_int_t)STAT_GET(c, st_evictions)));
 	json_object_set_new(root, "enospc", json_integer((json_int_t)STAT_GET(c, st_enospc)));
 	json_object_set_new(root, "space_waits", json_integer((json_int_t)STAT_GET(c, st_waits)));

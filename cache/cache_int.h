@@ -99,26 +99,25 @@ struct centry {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* uploading / fetching changes */
 	/* guarded by lock */
-	uint64_t id;           /* names the cache file; 0 while there is none */
-	int fd;                /* cache file, -1 when none (REMOTE) */
-	uint64_t size;         /* logical size */
+	uint64_t id;	       /* names the cache file; 0 while there is none */
+	int fd;		       /* cache file, -1 when none (REMOTE) */
+	uint64_t size;	       /* logical size */
 	uint64_t remote_limit; /* see the invariants above */
 	struct rangeset valid;
-	bool remote_exists;    /* an object exists in the store under key */
+	bool remote_exists; /* an object exists in the store under key */
 	bool dirty;
-	uint64_t gen;          /* bumped by every change of bytes, size or metadata */
-	uint64_t meta_gen;     /* bumped by every change of metadata */
+	uint64_t gen;	   /* bumped by every change of bytes, size or metadata */
+	uint64_t meta_gen; /* bumped by every change of metadata */
 	unsigned handles;
 	unsigned writers;
-	bool busy;            /* an upload or rename owns the entry; wait on cond */
-	bool journaled;        /* a PUT record for id is in the journal */
-	int64_t due_ms;        /* write-back: upload not before this (monotonic ms) */
-	int poison;            /* -errno that forbids any upload (ENOSPC mid-write) */
-	int last_err;          /* of the last upload, for stats and close */
-	uint64_t disk_bytes;   /* bytes the cache file accounts for in c->disk_used */
+	bool busy;	     /* an upload or rename owns the entry; wait on cond */
+	bool journaled;	     /* a PUT record for id is in the journal */
+	int poison;	     /* -errno that forbids any upload (ENOSPC mid-write) */
+	int last_err;	     /* of the last upload, for stats and close */
+	uint64_t disk_bytes; /* bytes the cache file accounts for in c->disk_used */
 	struct lexfs_meta meta;
 	char content_type[128];
-	char etag[96];         /* of the store's version this entry matches; "" unknown */
+	char etag[96];	       /* of the store's version this entry matches; "" unknown */
 	struct stream *stream; /* streaming multipart state, NULL when none */
 	uint64_t seq_end;      /* end of the last write, for sequential detection */
 	struct ujob *wbjob;    /* queued write-back upload; guarded by the engine lock */
@@ -140,7 +139,7 @@ struct cache {
 	size_t tabsz, nent;
 	uint64_t next_id;
 	struct centry *lru_head, *lru_tail;
-	uint64_t disk_used;  /* bytes of cache files (by size); atomic */
+	uint64_t disk_used; /* bytes of cache files (by size); atomic */
 	uint64_t dirty_bytes;
 	unsigned npending;
 
@@ -180,7 +179,6 @@ int centry_fill_all(struct cache *c, struct centry *e);
  * 0, or -errno (data kept dirty). */
 int centry_upload(struct cache *c, struct centry *e);
 
-
 /* upload.c: the upload engine (worker threads, streaming multipart, write-back
  * timer). */
 int upload_engine_start(struct cache *c);
@@ -208,8 +206,8 @@ void journal_drop(struct cache *c, struct centry *e);
 
 /* readahead.c: reads of files without a cache file. */
 struct ra_state;
-int readahead_read(struct cache *c, struct ra_state **ra, const char *key, uint64_t size,
-		   char *buf, size_t len, uint64_t off, size_t *got);
+int readahead_read(struct cache *c, struct ra_state **ra, const char *key, uint64_t size, char *buf,
+		   size_t len, uint64_t off, size_t *got);
 void readahead_free(struct ra_state *ra);
 
 #endif

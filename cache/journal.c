@@ -71,9 +71,9 @@
 struct journal {
 	pthread_mutex_t lock;
 	int fd;
-	int dirfd;       /* the data directory, fsynced when a file is first journaled */
-	uint64_t live;   /* ids whose last record is a PUT */
-	uint64_t bytes;  /* current file size */
+	int dirfd;	/* the data directory, fsynced when a file is first journaled */
+	uint64_t live;	/* ids whose last record is a PUT */
+	uint64_t bytes; /* current file size */
 	char *path;
 };
 
@@ -390,8 +390,8 @@ static int read_file(int fd, unsigned char **out, size_t *len)
 }
 
 /* Parse the journal into recs (caller frees). -EPROTO for a file we must not touch. */
-static int parse_journal(const char *path, const unsigned char *d, size_t len,
-			 struct jrec **out, size_t *nout)
+static int parse_journal(const char *path, const unsigned char *d, size_t len, struct jrec **out,
+			 size_t *nout)
 {
 	struct jrec *recs = NULL;
 	size_t n = 0, cap = 0, pos;
@@ -464,8 +464,7 @@ static int rewrite_journal(struct cache *c, struct journal *j, struct centry **e
 	for (size_t i = 0; i < n && ret == 0; i++) {
 		struct centry *e = ents[i];
 
-		ret = build_record(&all, R_PUT, e->id, e->size, e->key, e->content_type,
-				   &e->meta);
+		ret = build_record(&all, R_PUT, e->id, e->size, e->key, e->content_type, &e->meta);
 	}
 	if (ret < 0)
 		goto out;

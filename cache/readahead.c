@@ -48,10 +48,10 @@ struct ra_state {
 	pthread_cond_t cond;
 	struct cache *c;
 	char *key;
-	uint64_t seq_end;  /* where the last read ended */
-	uint64_t window;   /* current read-ahead window, 0 for random readers */
-	uint64_t ahead;    /* segments cover [.., ahead) */
-	unsigned loaders;  /* loader threads running */
+	uint64_t seq_end; /* where the last read ended */
+	uint64_t window;  /* current read-ahead window, 0 for random readers */
+	uint64_t ahead;	  /* segments cover [.., ahead) */
+	unsigned loaders; /* loader threads running */
 	struct ra_seg seg[RA_SEGS];
 };
 

@@ -62,24 +62,24 @@ struct part {
 struct stream {
 	uint64_t id;
 	store_mpu *mpu;
-	char *key;          /* the key the upload was begun for */
-	uint64_t ps;        /* part size */
+	char *key;   /* the key the upload was begun for */
+	uint64_t ps; /* part size */
 	unsigned max_parts;
 	struct part *parts; /* parts[i] is part number i + 1 */
 	unsigned cap;
-	uint64_t frontier;  /* [0, frontier) has been queued by the sequential writer */
+	uint64_t frontier; /* [0, frontier) has been queued by the sequential writer */
 	unsigned queued, running;
-	int err;            /* last part error */
-	bool overflow;      /* the file outgrew max_parts * ps */
-	bool aborted;       /* detached; freed when running reaches 0 */
-	bool fallback;      /* a write went behind the frontier */
-	uint64_t meta_gen;  /* e->meta_gen when begun */
+	int err;	   /* last part error */
+	bool overflow;	   /* the file outgrew max_parts * ps */
+	bool aborted;	   /* detached; freed when running reaches 0 */
+	bool fallback;	   /* a write went behind the frontier */
+	uint64_t meta_gen; /* e->meta_gen when begun */
 };
 
 struct ujob {
 	struct ujob *next;
-	struct centry *e;   /* a reference held by the job */
-	uint64_t sid;       /* part job: stream id; 0 for a file job */
+	struct centry *e; /* a reference held by the job */
+	uint64_t sid;	  /* part job: stream id; 0 for a file job */
 	unsigned partno;
 	int64_t due_ms;
 	unsigned tries;
@@ -90,7 +90,7 @@ struct upload_engine {
 	pthread_cond_t cond; /* work, or stop */
 	pthread_cond_t idle; /* a job finished */
 	struct ujob *phead, *ptail;
-	struct ujob *files;  /* file jobs, unordered */
+	struct ujob *files; /* file jobs, unordered */
 	unsigned nfiles, nparts, active;
 	bool stop, draining;
 	pthread_t *th;
@@ -108,7 +108,6 @@ static bool can_stream(struct cache *c)
 {
 	return (store_caps(c->st) & LEXFS_CAP_MULTIPART) != 0;
 }
-
 
 /* ---- queues ------------------------------------------------------------------- */
 
@@ -439,8 +438,8 @@ static int finish_multipart(struct cache *c, struct centry *e, const char *key, 
 	bool all_done = false;
 	int ret = 0;
 
-	if (s && (s->overflow || strcmp(s->key, key) != 0 ||
-		  (size + s->ps - 1) / s->ps > s->max_parts))
+	if (s &&
+	    (s->overflow || strcmp(s->key, key) != 0 || (size + s->ps - 1) / s->ps > s->max_parts))
 		upload_stream_abort(c, e);
 	s = e->stream;
 	if (!s) {
@@ -507,8 +506,7 @@ static int finish_multipart(struct cache *c, struct centry *e, const char *key, 
 		/* attributes changed after the upload began: put the final ones on */
 		ret = store_set_meta(c->st, key, opts, &err);
 		if (ret < 0)
-			log_err("cache: metadata of %s: %s (%s)", key, strerror(-ret),
-				err.message);
+			log_err("cache: metadata of %s: %s (%s)", key, strerror(-ret), err.message);
 	}
 	pthread_mutex_lock(&e->lock);
 	free(s->parts);

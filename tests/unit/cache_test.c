@@ -290,7 +290,7 @@ static void test_failure_keeps_data(void)
 	CHECK_INT(store_control(cache_store(fx.c), "fault", "error_rate=1", NULL), 0);
 	CHECK_INT(cache_flush(f), -EIO);
 	CHECK(get_obj(fx.c, "f", &size) == NULL); /* no (partial) object */
-	CHECK_INT(cache_release(f), 0);           /* flush already reported it */
+	CHECK_INT(cache_release(f), 0);		  /* flush already reported it */
 	/* the data is still held: stat sees it, a later flush retries */
 	CHECK_INT(cache_pending(fx.c, "f", &size, NULL, NULL, 0), 0);
 	CHECK_INT(size, 8);
@@ -363,7 +363,6 @@ static void test_pending_rename_unlink_meta(void)
 	meta_free(&m);
 	drop_cache(&fx);
 }
-
 
 static int64_t stat_of(struct cache *c, const char *name)
 {
@@ -515,9 +514,8 @@ static void test_writeback_drain_and_rsync_pattern(void)
 
 	CHECK_INT(make_cache(&fx, 3600, NULL, 0, MIB), 0);
 	/* rsync: write a temp file, set mode and times, rename onto the final name */
-	CHECK_INT(cache_open(fx.c, "d/.f.XXXXXX", O_WRONLY | O_CREAT | O_EXCL, NULL, NULL, NULL,
-			     &f),
-		  0);
+	CHECK_INT(
+	    cache_open(fx.c, "d/.f.XXXXXX", O_WRONLY | O_CREAT | O_EXCL, NULL, NULL, NULL, &f), 0);
 	CHECK_INT(cache_write(f, "rsync data", 10, 0), 10);
 	CHECK_INT(cache_flush(f), 0);
 	CHECK_INT(cache_release(f), 0);
@@ -590,8 +588,7 @@ static void test_writeback_crash_replay(void)
 
 			fill_pattern(big, 3 * MIB + 5, 9);
 			if (cache_open(cf.c, "big", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f) ||
-			    cache_write(f, big, 3 * MIB + 5, 0) != 3 * MIB + 5 ||
-			    cache_release(f))
+			    cache_write(f, big, 3 * MIB + 5, 0) != 3 * MIB + 5 || cache_release(f))
 				_exit(5);
 			free(big);
 		}
