@@ -6,3 +6,4 @@ liblexfs_a_SOURCES += \
 	src/crypto.c src/crypto.h \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
+liblexfs_a_SOURCES += src/http.c src/http.h
