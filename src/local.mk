@@ -7,3 +7,4 @@ liblexfs_a_SOURCES += \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
 liblexfs_a_SOURCES += src/http.c src/http.h
+liblexfs_a_SOURCES += src/azure_auth.c src/azure_auth.h
