@@ -3,11 +3,14 @@
  * Settings (group storage.azure): container (required; az://CONTAINER[/PREFIX]),
  * prefix, account, account_key, sas_token, connection_string, endpoint, anonymous,
  * encryption_scope, encryption_key (customer-provided AES-256 key, base64), ca_file,
- * insecure. Credentials not in the settings come from the environment (see
+ * insecure, single_put_max, block_size, block_parallel. Credentials not in the settings come from the environment (see
  * src/azure_auth.h).
  *
  * Operation        REST call
- *   upload         Put Blob (<= PUT_BLOB_MAX), else Put Block x N + Put Block List
+ *   upload         Put Blob up to single_put_max (default 32 MiB); larger objects go
+ *                  up as blocks of block_size (default 8 MiB, grown so 50,000 cover
+ *                  the object), block_parallel (default 4) at a time, then Put Block
+ *                  List: a failed block is re-sent alone, never the whole object
  *   download       Get Blob, x-ms-range for partial reads (416 past the end -> no bytes)
  *   info           Get Blob Properties (HEAD)
  *   list           List Blobs (prefix, delimiter, marker, maxresults, include=metadata)
@@ -31,6 +34,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,8 +52,10 @@
 #include "src/log.h"
 
 #define MIB (1024ull * 1024ull)
-#define PUT_BLOB_MAX (256 * MIB)   /* larger single uploads go up as blocks */
-#define INTERNAL_BLOCK (64 * MIB)  /* block size of those */
+#define DEFAULT_SINGLE_PUT_MAX (32 * MIB)
+#define DEFAULT_BLOCK_SIZE (8 * MIB)
+#define DEFAULT_BLOCK_PARALLEL 4
+#define MAX_BLOCK_PARALLEL 64
 #define MAX_BLOCKS 50000u
 #define MAX_BLOCK_SIZE (4000 * MIB)
 #define COPY_POLL_MAX_S 3600
@@ -65,6 +71,9 @@ struct lexfs_drv {
 	char *base;             /* endpoint "/" container */
 	struct http_client *http;
 	int timeout_ms;
+	uint64_t single_put_max; /* larger whole-object uploads go up as blocks */
+	uint64_t block_size;     /* block size of those */
+	unsigned block_parallel; /* blocks in flight per such upload */
 };
 
 struct lexfs_mpu {
@@ -408,6 +417,34 @@ static int az_open(const struct lexfs_driver_conf *conf, lexfs_drv **out, struct
 		}
 	}
 
+	rc = settings_get_size(s, "single_put_max", DEFAULT_SINGLE_PUT_MAX, &d->single_put_max,
+			       msg, sizeof(msg));
+	if (!rc)
+		rc = settings_get_size(s, "block_size", DEFAULT_BLOCK_SIZE, &d->block_size, msg,
+				       sizeof(msg));
+	if (!rc) {
+		uint64_t par;
+
+		rc = settings_get_u64(s, "block_parallel", DEFAULT_BLOCK_PARALLEL, &par, msg,
+				      sizeof(msg));
+		d->block_parallel = par < 1 ? 1 : par > MAX_BLOCK_PARALLEL ? MAX_BLOCK_PARALLEL
+									  : (unsigned)par;
+	}
+	if (!rc && (d->block_size < 1 || d->block_size > MAX_BLOCK_SIZE)) {
+		snprintf(msg, sizeof(msg), "block_size (from %s) must be 1 byte to 4000 MiB",
+			 settings_origin(s, "block_size"));
+		rc = -EINVAL;
+	}
+	if (!rc && d->single_put_max > 5000 * MIB) {
+		snprintf(msg, sizeof(msg), "single_put_max (from %s) must be at most 5000 MiB",
+			 settings_origin(s, "single_put_max"));
+		rc = -EINVAL;
+	}
+	if (rc) {
+		rc = lexfs_fail(err, LEXFS_E_STORAGE, EINVAL, "azure: %s", msg);
+		goto fail;
+	}
+
 	hc.timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms : 30000;
 	hc.max_retries = conf->max_retries > 0 ? conf->max_retries : 5;
 	hc.ca_file = settings_get(s, "ca_file");
@@ -519,44 +556,94 @@ static int az_mp_complete(lexfs_drv *d, lexfs_mpu *mpu, unsigned nparts,
 			  struct lexfs_objinfo *out, struct lexfs_err *err);
 static int az_mp_abort(lexfs_drv *d, lexfs_mpu *mpu, struct lexfs_err *err);
 
+/* A whole-object upload in blocks, several at a time. Workers take the next block
+ * index from `next`; the first failure stops them all. */
+struct block_job {
+	lexfs_drv *d;
+	lexfs_mpu *m;
+	const struct lexfs_src *src;
+	uint64_t bs;
+	unsigned n;
+	unsigned next; /* atomic */
+	int failed;    /* atomic: non-zero once a block failed */
+	pthread_mutex_t lock; /* guards rc and err */
+	int rc;
+	struct lexfs_err err;
+};
+
+static void *block_worker(void *arg)
+{
+	struct block_job *j = arg;
+
+	while (!__atomic_load_n(&j->failed, __ATOMIC_ACQUIRE)) {
+		unsigned i = __atomic_fetch_add(&j->next, 1, __ATOMIC_ACQ_REL);
+		struct lexfs_src part = *j->src;
+		uint64_t off;
+		struct lexfs_err e = { 0 };
+		int rc;
+
+		if (i >= j->n)
+			break;
+		off = (uint64_t)i * j->bs;
+		part.len = j->src->len - off < j->bs ? j->src->len - off : j->bs;
+		if (j->src->buf)
+			part.buf = (const char *)j->src->buf + off;
+		else
+			part.off = j->src->off + (off_t)off;
+		rc = az_mp_part(j->d, j->m, i + 1, &part, &e);
+		if (rc) {
+			pthread_mutex_lock(&j->lock);
+			if (!j->rc) {
+				j->rc = rc;
+				j->err = e;
+			}
+			pthread_mutex_unlock(&j->lock);
+			__atomic_store_n(&j->failed, 1, __ATOMIC_RELEASE);
+		}
+	}
+	return NULL;
+}
+
 static int az_upload(lexfs_drv *d, const char *key, const struct lexfs_src *src,
 		     const struct lexfs_put_opts *opts, struct lexfs_objinfo *out,
 		     struct lexfs_err *err)
 {
-	uint64_t bs = INTERNAL_BLOCK;
-	unsigned n, i;
-	lexfs_mpu *mpu = NULL;
+	struct block_job j = { 0 };
+	pthread_t th[MAX_BLOCK_PARALLEL];
+	unsigned nth = 0, want;
 	int rc;
 
-	if (src->len <= PUT_BLOB_MAX)
+	if (src->len <= d->single_put_max)
 		return put_blob(d, key, src, opts, out, err);
 
-	/* A large whole-object upload: blocks, sequentially (the cache runs parallel
-	 * parts through the multipart slots itself). */
-	while ((src->len + bs - 1) / bs > MAX_BLOCKS)
-		bs *= 2;
-	if (bs > MAX_BLOCK_SIZE)
+	j.d = d;
+	j.src = src;
+	j.bs = d->block_size;
+	while ((src->len + j.bs - 1) / j.bs > MAX_BLOCKS)
+		j.bs *= 2;
+	if (j.bs > MAX_BLOCK_SIZE)
 		return lexfs_fail(err, LEXFS_E_QUOTA, EFBIG, "azure: object too large");
-	n = (unsigned)((src->len + bs - 1) / bs);
-	rc = az_mp_begin(d, key, opts, &mpu, err);
+	j.n = (unsigned)((src->len + j.bs - 1) / j.bs);
+	rc = az_mp_begin(d, key, opts, &j.m, err);
 	if (rc)
 		return rc;
-	for (i = 0; i < n; i++) {
-		struct lexfs_src part = *src;
-		uint64_t off = (uint64_t)i * bs;
-
-		part.len = src->len - off < bs ? src->len - off : bs;
-		if (src->buf)
-			part.buf = (const char *)src->buf + off;
-		else
-			part.off = src->off + (off_t)off;
-		rc = az_mp_part(d, mpu, i + 1, &part, err);
-		if (rc) {
-			az_mp_abort(d, mpu, NULL);
-			return rc;
-		}
+	pthread_mutex_init(&j.lock, NULL);
+	want = d->block_parallel < j.n ? d->block_parallel : j.n;
+	/* the caller's thread is one of the workers */
+	while (nth + 1 < want && pthread_create(&th[nth], NULL, block_worker, &j) == 0)
+		nth++;
+	block_worker(&j);
+	for (unsigned i = 0; i < nth; i++)
+		pthread_join(th[i], NULL);
+	pthread_mutex_destroy(&j.lock);
+	if (j.rc) {
+		if (err)
+			*err = j.err;
+		az_mp_abort(d, j.m, NULL);
+		return j.rc;
 	}
-	return az_mp_complete(d, mpu, n, out, err);
+	log_debug("azure: %s uploaded as %u blocks of %" PRIu64 " bytes", key, j.n, j.bs);
+	return az_mp_complete(d, j.m, j.n, out, err);
 }
 
 static int az_info(lexfs_drv *d, const char *key, struct lexfs_objinfo *out,
