@@ -159,7 +159,11 @@ int store_create(const struct store_conf *conf, struct store **out, struct lexfs
 	st->retry_base_ms = conf->retry_base_ms > 0 ? conf->retry_base_ms : 100;
 	st->retry_max_ms = conf->retry_max_ms > 0 ? conf->retry_max_ms : 5000;
 
-	st->drv = registry_load(conf->driver, conf->plugin_dir, &st->plugin, why, sizeof(why));
+	if (conf->table)
+		st->drv = conf->table;
+	else
+		st->drv = registry_load(conf->driver, conf->plugin_dir, &st->plugin, why,
+					sizeof(why));
 	if (!st->drv) {
 		ret = lexfs_fail(err, LEXFS_E_UNSUPPORTED, EINVAL, "%s", why);
 		goto fail;

@@ -46,6 +46,7 @@ struct store_opstat {
 
 struct store_conf {
 	const char *driver;       /* registry name */
+	const struct lexfs_driver *table; /* NULL: look `driver` up in the registry */
 	const char *backend_name; /* "default" or the named backend */
 	const struct settings *settings;
 	const char *plugin_dir;   /* NULL: none */

@@ -7,3 +7,9 @@ TESTS += tests/unit/test_http_util
 noinst_PROGRAMS += tests/unit/azure_dump
 tests_unit_azure_dump_SOURCES = tests/unit/azure_dump.c
 tests_unit_azure_dump_LDADD = $(LEXFS_LIBS)
+# tests: C unit tests (run by `make check` and by tests/test_unit.py) and helpers.
+UNIT_TESTS = tests/unit/core_test
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+tests_unit_core_test_SOURCES = tests/unit/core_test.c tests/unit/check.h
+tests_unit_core_test_LDADD = $(LEXFS_LIBS)
