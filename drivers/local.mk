@@ -8,3 +8,5 @@ liblexfs_a_SOURCES += \
 AM_CPPFLAGS += -DHAVE_DRIVER_AZURE=1
 liblexfs_a_SOURCES += \
 	drivers/azure.c drivers/azure_parse.c drivers/azure_int.h
+# drv branch: the memory and local drivers.
+liblexfs_a_SOURCES += drivers/memory.c drivers/local.c
