@@ -40,7 +40,7 @@
 static const char *const mount_keys[] = {
 	"config", "driver", "prefix", "max_file_size_mb", "cache_dir", "cache_size",
 	"writeback", "upload_concurrency", "part_size", "readahead_max", "stat_ttl", "list_ttl",
-	"uid", "gid", "umask", "entry_timeout", "attr_timeout", "presign_expiry", "log_level",
+	"uid", "gid", "umask", "entry_timeout", "attr_timeout", "negative_timeout", "presign_expiry", "log_level",
 	"trace", "logfile", "plugin_dir", "health_timeout", "timeout", "max_retries",
 	"foreground", "debug", "single_thread", "allow_other", "allow_root",
 	"default_permissions", "ro", "rw", "auto_unmount", NULL,
@@ -635,6 +635,7 @@ static int validate_top(struct settings *top, struct lexfs_config *cfg, char *er
 		cfg->list_ttl_ms = (int)(d * 1000);
 		TRY(rd_double(&r, "entry_timeout", 1.0, 86400, &cfg->entry_timeout));
 		TRY(rd_double(&r, "attr_timeout", 1.0, 86400, &cfg->attr_timeout));
+		TRY(rd_double(&r, "negative_timeout", 0.0, 86400, &cfg->negative_timeout));
 		TRY(rd_double(&r, "health_timeout", 10.0, 3600, &d));
 		cfg->health_timeout_ms = (int)(d * 1000);
 		if (cfg->health_timeout_ms <= 0)
@@ -755,7 +756,7 @@ static int check_secrets(const struct lexfs_config *cfg, char *const *env, char 
 		if (val != NULL && config_is_placeholder_secret(val))
 			return fail(errbuf, errlen, -EACCES,
 				    "environment variable %s is a well-known placeholder, not a "
-				    "real secret: set the real credential",
+				    "real credential: set the real one",
 				    env_secrets[i].name);
 	}
 	for (i = 0; i < cfg->drv.n; i++) {
@@ -763,8 +764,8 @@ static int check_secrets(const struct lexfs_config *cfg, char *const *env, char 
 
 		if (it->secret && config_is_placeholder_secret(it->value))
 			return fail(errbuf, errlen, -EACCES,
-				    "%s (from %s) is a well-known placeholder, not a real secret: "
-				    "set the real credential (placeholders are accepted only when "
+				    "%s (from %s) is a well-known placeholder, not a real "
+				    "credential: set the real one (placeholders are accepted only when "
 				    "the endpoint is on loopback)",
 				    it->key, it->origin);
 	}

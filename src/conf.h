@@ -54,6 +54,7 @@ struct lexfs_config {
 	mode_t umask;
 	double entry_timeout;
 	double attr_timeout;
+	double negative_timeout;
 	int64_t presign_expiry_s;
 
 	int log_level;    /* syslog level */

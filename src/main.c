@@ -87,7 +87,7 @@ static void usage(FILE *fp)
 		"                        " SYSCONFDIR "/lexfs.conf; config=none reads none)\n"
 		"  -o uid=N,gid=N,umask=022   owner and mode of objects without metadata\n"
 		"  -o allow_other,allow_root,default_permissions,ro,auto_unmount\n"
-		"  -o entry_timeout=S,attr_timeout=S   kernel cache timeouts (default 1)\n"
+		"  -o entry_timeout=S,attr_timeout=S,negative_timeout=S   kernel caches (1, 1, 0)\n"
 		"  -o cache_dir=DIR,cache_size=SIZE,writeback=S   write-back cache\n"
 		"  -o presign_expiry=S   default expiry of user.lexfs.presigned_url (3600)\n"
 		"  -o max_file_size_mb=N,health_timeout=S,timeout=S,max_retries=N\n"
@@ -217,30 +217,29 @@ static int cache_dir_for(const struct lexfs_config *cfg, char *out, size_t outle
 	return mkdir_p(out, 0700);
 }
 
-/* What to fix, by error code, for a backend that failed to open or to answer. */
-static const char *hint_for(enum lexfs_code code)
+/* What to fix, by error code and errno, for a backend that failed to open or to
+ * answer its health check. */
+static const char *hint_for(enum lexfs_code code, int rc)
 {
-	switch (code) {
-	case LEXFS_E_NOTFOUND:
+	if (rc == -ENOENT || rc == -ENOTDIR || code == LEXFS_E_NOTFOUND)
 		return "check that the bucket, container or directory exists and is spelled "
 		       "right";
-	case LEXFS_E_PERMISSION:
-		return "check the credentials and that they may list and read the bucket";
-	case LEXFS_E_UNAVAILABLE:
+	if (rc == -EACCES || rc == -EPERM || code == LEXFS_E_PERMISSION)
+		return "check the credentials (or the directory's permissions) and that they "
+		       "allow listing and reading";
+	if (rc == -ETIMEDOUT || code == LEXFS_E_UNAVAILABLE)
 		return "check the endpoint, the network and that the service is running";
-	case LEXFS_E_UNSUPPORTED:
+	if (rc == -ENOTSUP || code == LEXFS_E_UNSUPPORTED)
 		return "use a driver this lexfs was built with (lexfs version lists them)";
-	case LEXFS_E_INVALID_PATH:
-		return "check the source and prefix";
-	default:
-		return "check the settings of the driver (lexfs(1), lexfs.conf.example)";
-	}
+	if (code == LEXFS_E_INVALID_PATH)
+		return "check the source and its prefix";
+	return "check the driver's settings (lexfs(1), lexfs.conf.example)";
 }
 
 static void say_err(const char *what, int rc, const struct lexfs_err *err)
 {
-	say("%s: LEXFS-%03d %s (%s): %s", what, (int)err->code,
-	    err->message[0] ? err->message : strerror(-rc), strerror(-rc), hint_for(err->code));
+	say("%s: LEXFS-%03d %s; to fix: %s", what, (int)err->code,
+	    err->message[0] ? err->message : strerror(-rc), hint_for(err->code, rc));
 }
 
 /* Escape ',' and '\' for a fuse -o value. */
@@ -361,6 +360,7 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		.umask = cfg->umask,
 		.entry_timeout = cfg->entry_timeout,
 		.attr_timeout = cfg->attr_timeout,
+		.negative_timeout = cfg->negative_timeout,
 		.presign_expiry_s = cfg->presign_expiry_s,
 		.max_file_size = cfg->max_file_size,
 		.read_only = cfg->read_only,

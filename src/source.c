@@ -160,7 +160,7 @@ static int make_prefix(const char *p, const char *text, char **out, char *errbuf
 	memcpy(s, p, len + 1);
 	if (s[len - 1] == '/')
 		s[len - 1] = '\0';
-	rc = check_components(s, "prefix", text, errbuf, errlen);
+	rc = check_components(s, "source", text, errbuf, errlen);
 	if (rc < 0) {
 		free(s);
 		return rc;
