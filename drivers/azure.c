@@ -3,8 +3,8 @@
  * Settings (group storage.azure): container (required; az://CONTAINER[/PREFIX]),
  * prefix, account, account_key, sas_token, connection_string, endpoint, anonymous,
  * encryption_scope, encryption_key (customer-provided AES-256 key, base64), ca_file,
- * insecure, single_put_max, block_size, block_parallel. Credentials not in the settings come from the environment (see
- * src/azure_auth.h).
+ * insecure, single_put_max, block_size, block_parallel. Credentials not in the
+ * settings come from the environment (see src/azure_auth.h).
  *
  * Operation        REST call
  *   upload         Put Blob up to single_put_max (default 32 MiB); larger objects go
@@ -325,7 +325,8 @@ static int az_open_cpk(struct lexfs_drv *d, const struct settings *s, struct lex
 	if (rc || rawlen != 32) {
 		free(raw);
 		return lexfs_fail(err, LEXFS_E_STORAGE, EINVAL,
-				  "encryption_key (from %s) must be a base64 AES-256 key (32 bytes)",
+				  "encryption_key (from %s) must be a base64 AES-256 key "
+				  "(32 bytes)",
 				  settings_origin(s, "encryption_key"));
 	}
 	crypto_sha256(raw, rawlen, sum);
@@ -399,6 +400,14 @@ static int az_open(const struct lexfs_driver_conf *conf, lexfs_drv **out, struct
 	rc = az_open_cpk(d, s, err);
 	if (rc)
 		goto fail;
+	if (d->cpk_key && strncmp(d->cr.endpoint, "https://", 8) != 0) {
+		/* The service refuses a customer-provided key over plain HTTP, and the
+		 * key must not cross the network in clear anyway. */
+		rc = lexfs_fail(err, LEXFS_E_STORAGE, EINVAL,
+				"azure: encryption_key (from %s) needs an https:// endpoint",
+				settings_origin(s, "encryption_key"));
+		goto fail;
+	}
 	rc = settings_get_bool(s, "insecure", false, &insecure, msg, sizeof(msg));
 	if (rc) {
 		rc = lexfs_fail(err, LEXFS_E_STORAGE, EINVAL, "azure: %s", msg);

@@ -256,7 +256,8 @@ int azure_sharedkey_string_to_sign(const char *account, const char *method, cons
 		} else {
 			v = hdr(headers, "content-length");
 			if (!v) {
-				snprintf(cl, sizeof(cl), "%llu", (unsigned long long)content_length);
+				snprintf(cl, sizeof(cl), "%llu",
+					 (unsigned long long)content_length);
 				v = cl;
 			}
 			if (strcmp(v, "0") == 0)
