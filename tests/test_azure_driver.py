@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from conftest import lexfs_bin, storetool_bin
+from conftest import lexfs_bin
 from servers.azurite import ACCOUNT, KEY, AzureBackend
 
 MIB = 1024 * 1024
