@@ -6,10 +6,6 @@ liblexfs_a_SOURCES += \
 	src/crypto.c src/crypto.h \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
-liblexfs_a_SOURCES += src/http.c src/http.h
-liblexfs_a_SOURCES += src/azure_auth.c src/azure_auth.h
-# fs branch: the FUSE layer
-liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_xattr.c src/pathkey.c src/pathkey.h
 # cli: configuration, mount sources, the daemon's main()
 liblexfs_a_SOURCES += src/conf.c src/conf.h src/source.c src/source.h
 bin_PROGRAMS += lexfs
@@ -17,3 +13,9 @@ lexfs_SOURCES = src/main.c
 lexfs_LDADD = $(LEXFS_LIBS)
 # drv branch: presigned URLs of the local and memory drivers.
 liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
+# fs branch: the FUSE layer
+liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_xattr.c src/pathkey.c src/pathkey.h
+# s3 branch: the HTTP layer (merged from s3 for the Azure driver)
+liblexfs_a_SOURCES += src/http.c src/http.h
+# azure: Shared Key, SAS and credentials of Azure Storage
+liblexfs_a_SOURCES += src/azure_auth.c src/azure_auth.h

@@ -1,4 +1,34 @@
-# tests: files of this area (included by Makefile.am)
+# tests: C unit tests (run by `make check` and by tests/test_unit.py) and helpers.
+UNIT_TESTS = tests/unit/core_test
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+tests_unit_core_test_SOURCES = tests/unit/core_test.c tests/unit/check.h
+tests_unit_core_test_LDADD = $(LEXFS_LIBS)
+# cli: configuration and mount-source unit tests
+UNIT_TESTS += tests/unit/config_test tests/unit/source_test
+tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
+tests_unit_config_test_LDADD = $(LEXFS_LIBS)
+tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
+tests_unit_source_test_LDADD = $(LEXFS_LIBS)
+# cache: the cache on the memory driver (tests/unit/cache_test.c)
+check_PROGRAMS += tests/unit/cache_test
+TESTS += tests/unit/cache_test
+tests_unit_cache_test_SOURCES = tests/unit/cache_test.c tests/unit/check.h
+tests_unit_cache_test_LDADD = $(LEXFS_LIBS)
+# drv branch: the conformance CLI and the C unit tests of urlsign and the local driver.
+noinst_PROGRAMS += lexfs-storetool
+lexfs_storetool_SOURCES = tests/storetool.c
+lexfs_storetool_LDADD = $(LEXFS_LIBS)
+
+check_PROGRAMS += tests/unit/urlsign_test tests/unit/local_test tests/unit/drivers_mt_test
+TESTS += tests/unit/urlsign_test tests/unit/local_test tests/unit/drivers_mt_test
+tests_unit_drivers_mt_test_SOURCES = tests/unit/drivers_mt_test.c
+tests_unit_drivers_mt_test_LDADD = $(LEXFS_LIBS)
+tests_unit_urlsign_test_SOURCES = tests/unit/urlsign_test.c
+tests_unit_urlsign_test_LDADD = $(LEXFS_LIBS)
+tests_unit_local_test_SOURCES = tests/unit/local_test.c
+tests_unit_local_test_LDADD = $(LEXFS_LIBS)
+# s3 branch: HTTP helpers unit test (merged from s3 with the HTTP layer)
 check_PROGRAMS += tests/unit/test_http_util
 tests_unit_test_http_util_SOURCES = tests/unit/test_http_util.c
 tests_unit_test_http_util_LDADD = $(LEXFS_LIBS)
@@ -7,34 +37,3 @@ TESTS += tests/unit/test_http_util
 noinst_PROGRAMS += tests/unit/azure_dump
 tests_unit_azure_dump_SOURCES = tests/unit/azure_dump.c
 tests_unit_azure_dump_LDADD = $(LEXFS_LIBS)
-# tests: C unit tests (run by `make check` and by tests/test_unit.py) and helpers.
-UNIT_TESTS = tests/unit/core_test
-check_PROGRAMS += $(UNIT_TESTS)
-TESTS += $(UNIT_TESTS)
-tests_unit_core_test_SOURCES = tests/unit/core_test.c tests/unit/check.h
-tests_unit_core_test_LDADD = $(LEXFS_LIBS)
-# cache: the cache on the memory driver (tests/unit/cache_test.c)
-check_PROGRAMS += tests/unit/cache_test
-TESTS += tests/unit/cache_test
-tests_unit_cache_test_SOURCES = tests/unit/cache_test.c tests/unit/check.h
-tests_unit_cache_test_LDADD = $(LEXFS_LIBS)
-# tests: files of this area (included by Makefile.am)
-# drv branch: the conformance CLI and the C unit tests of urlsign and the local driver.
-noinst_PROGRAMS += lexfs-storetool
-lexfs_storetool_SOURCES = tests/storetool.c
-lexfs_storetool_LDADD = $(LEXFS_LIBS)
-
-check_PROGRAMS += tests/unit/urlsign_test tests/unit/local_test
-TESTS += tests/unit/urlsign_test tests/unit/local_test
-tests_unit_urlsign_test_SOURCES = tests/unit/urlsign_test.c
-tests_unit_urlsign_test_LDADD = $(LEXFS_LIBS)
-tests_unit_local_test_SOURCES = tests/unit/local_test.c
-tests_unit_local_test_LDADD = $(LEXFS_LIBS)
-# cli: configuration and mount-source unit tests
-UNIT_TESTS += tests/unit/config_test tests/unit/source_test
-check_PROGRAMS += tests/unit/config_test tests/unit/source_test
-TESTS += tests/unit/config_test tests/unit/source_test
-tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
-tests_unit_config_test_LDADD = $(LEXFS_LIBS)
-tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
-tests_unit_source_test_LDADD = $(LEXFS_LIBS)

@@ -261,3 +261,21 @@ def test_verify_url_rejects_tampered_url(place):
                "config=%s" % conf])
     assert bad.returncode == 1
     assert "signature does not match" in bad.stderr
+
+
+@pytest.mark.parametrize("errno_name,code,hint", [
+    ("EACCES", "LEXFS-009", r"to fix: check the credentials"),
+    ("ETIMEDOUT", "LEXFS-007", r"to fix: check the endpoint, the network"),
+    ("ENOENT", "LEXFS-002", r"to fix: check that the bucket, container or directory exists"),
+])
+def test_failed_health_check_says_what_to_fix(place, errno_name, code, hint):
+    """The memory driver's fault injection makes every call fail, the health check
+    first: lexfs exits 2 before mounting and the message says what to fix."""
+    r = run(mount_args(place, "mem://", "config=none", "fault_error_rate=1",
+                       "fault_errno=" + errno_name, "max_retries=1", "health_timeout=5"))
+    out = r.stderr
+    assert r.returncode == 2, out
+    assert "failed its health check" in out and code in out, out
+    assert re.search(hint, out), out
+    assert not _is_mounted(str(place.mnt))
+    assert os.listdir(place.mnt) == []

@@ -239,3 +239,40 @@ def test_version_and_help():
     assert h.returncode == 0
     for word in ("presign", "verify-url", "status", "SOURCE", "config=FILE", "s3://"):
         assert word in h.stdout
+
+
+def test_secret_never_logged(mounter, tmp_path):
+    """With every trace switched on, the signing key appears in no log line."""
+    secret = "Qv7-this-is-the-real-signing-key-93x"
+    root = tmp_path / "root"
+    root.mkdir()
+    m = mounter(str(root), opts=["config=none", "signing_key=" + secret, "trace=all",
+                                 "log_level=debug"])
+    f = Path(m.path) / "s.txt"
+    f.write_text("s")
+    url = subprocess.run(["getfattr", "--only-values", "-n", "user.lexfs.presigned_url",
+                          str(f)], capture_output=True, text=True)
+    assert url.returncode == 0 and "X-Lexfs-Signature=" in url.stdout
+    m.unmount()
+    # The harness writes the command line it ran; the daemon's own lines follow.
+    log = "\n".join(l for l in m.log.splitlines() if not l.startswith("=== start"))
+    assert " debug: store " in log, log  # the log really was verbose
+    assert secret not in log
+
+
+def test_secret_option_hidden_from_ps(dirs):
+    """A secret given with -o does not stay readable in /proc/PID/cmdline."""
+    secret = "Hx5-real-secret-on-the-command-line-2v"
+    p = subprocess.Popen([lexfs_bin(), "mem://", str(dirs["mnt"]), "-f", "-o",
+                          "config=none,cache_dir=%s,signing_key=%s,umask=022"
+                          % (dirs["cache"], secret)],
+                         env=clean_env(), stderr=subprocess.PIPE, text=True)
+    try:
+        wait_mounted(str(dirs["mnt"]), p)
+        with open("/proc/%d/cmdline" % p.pid, "rb") as f:
+            cmdline = f.read().decode()
+        assert secret not in cmdline
+        assert "signing_key=" + "*" * len(secret) + ",umask=022" in cmdline
+    finally:
+        subprocess.run(["fusermount3", "-u", str(dirs["mnt"])])
+        assert p.wait(30) == 0, p.stderr.read()
