@@ -1243,7 +1243,7 @@ static int az_presign(lexfs_drv *d, const char *key, enum lexfs_method method,
 {
 	struct buf b = BUF_INIT(0);
 	char *blob_url = NULL, *q = NULL, *full = NULL;
-	int64_t now = (int64_t)time(NULL);
+	int64_t now = (int64_t)time(NULL), win, t0;
 	int rc;
 
 	*url = NULL;
@@ -1266,9 +1266,17 @@ static int az_presign(lexfs_drv *d, const char *key, enum lexfs_method method,
 	buf_free(&b);
 	if (!full)
 		return lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
-	/* start a little in the past: the service's clock may be behind ours */
+	/* Times are taken from a clock rounded down to `win` seconds (1/60 of the
+	 * lifetime, 1 to 60 s), so asking twice within a window gives the same URL:
+	 * getxattr asks for the size first and then for the value, and a SAS whose
+	 * percent-encoded signature changed length in between would fail with ERANGE.
+	 * The URL is valid from 5 minutes before (the service's clock may be behind
+	 * ours) to at least expires_s, at most expires_s + win, from now. */
+	win = expires_s / 60;
+	win = win < 1 ? 1 : win > 60 ? 60 : win;
+	t0 = now - now % win;
 	rc = azure_blob_sas(d->cr.account, d->cr.key, d->cr.keylen, d->container, full,
-			    method == LEXFS_PUT ? "cw" : "r", now - 300, now + expires_s,
+			    method == LEXFS_PUT ? "cw" : "r", t0 - 300, t0 + win + expires_s,
 			    d->encryption_scope, &q, NULL);
 	free(full);
 	if (rc)

@@ -377,3 +377,14 @@ def test_bad_customer_provided_key_is_refused(az):
     r = cpk.storetool("health", check=False)
     assert r.returncode == 22
     assert b"AES-256 key" in r.stderr
+
+
+def test_presigned_url_is_stable_between_size_probe_and_read(amnt):
+    # getxattr(2) is called twice (size, then value): the URL must not change length
+    # in between, or rsync -X and cp -a fail with ERANGE.
+    p = os.path.join(amnt.path, "stable.txt")
+    with open(p, "wb") as f:
+        f.write(b"x")
+    urls = {os.getxattr(p, "user.lexfs.presigned_url") for _ in range(20)}
+    assert len(urls) <= 2  # at most one window boundary crossed
+    assert curl("-f", urls.pop().decode()).stdout == b"x"
