@@ -37,3 +37,8 @@ TESTS += tests/unit/test_http_util
 noinst_PROGRAMS += tests/unit/azure_dump
 tests_unit_azure_dump_SOURCES = tests/unit/azure_dump.c
 tests_unit_azure_dump_LDADD = $(LEXFS_LIBS)
+# fs: path <-> key helpers
+check_PROGRAMS += tests/unit/pathkey_test
+TESTS += tests/unit/pathkey_test
+tests_unit_pathkey_test_SOURCES = tests/unit/pathkey_test.c tests/unit/check.h
+tests_unit_pathkey_test_LDADD = $(LEXFS_LIBS)
