@@ -14,8 +14,8 @@ lexfs_LDADD = $(LEXFS_LIBS)
 # drv branch: presigned URLs of the local and memory drivers.
 liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
 # fs branch: the FUSE layer
+liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_dir.c src/fs_xattr.c src/pathkey.c src/pathkey.h
 # s3 branch: the HTTP layer (merged from s3 for the Azure driver)
 liblexfs_a_SOURCES += src/http.c src/http.h
 # azure: Shared Key, SAS and credentials of Azure Storage
 liblexfs_a_SOURCES += src/azure_auth.c src/azure_auth.h
-liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_dir.c src/fs_xattr.c src/pathkey.c src/pathkey.h

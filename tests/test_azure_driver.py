@@ -388,3 +388,35 @@ def test_presigned_url_is_stable_between_size_probe_and_read(amnt):
     urls = {os.getxattr(p, "user.lexfs.presigned_url") for _ in range(20)}
     assert len(urls) <= 2  # at most one window boundary crossed
     assert curl("-f", urls.pop().decode()).stdout == b"x"
+
+
+def test_large_file_streams_as_blocks_before_close(amnt):
+    # A sequential writer's completed parts go up as blocks while it writes: before
+    # close the blob has uncommitted blocks and no committed content; close commits
+    # the block list.
+    size = 200 * MIB
+    p = os.path.join(amnt.path, "stream.bin")
+    blob = amnt.backend.client().get_blob_client("stream.bin")
+    h = hashlib.sha256()
+    chunk = os.urandom(MIB)
+    with open(p, "wb") as f:
+        for i in range(size // MIB):
+            piece = bytes([i & 255]) + chunk[1:]
+            f.write(piece)
+            h.update(piece)
+        f.flush()
+        deadline = time.time() + 60
+        while True:
+            _, uncommitted = blob.get_block_list("uncommitted")
+            if len(uncommitted) >= 10 or time.time() > deadline:
+                break
+            time.sleep(0.2)
+        assert len(uncommitted) >= 10  # parts were uploaded before close
+        assert not blob.exists() or blob.get_blob_properties().size == 0
+    committed, _ = blob.get_block_list("committed")
+    assert len(committed) > 10
+    assert sum(b.size for b in committed) == size
+    d = hashlib.sha256()
+    for c in blob.download_blob(max_concurrency=4).chunks():
+        d.update(c)
+    assert d.hexdigest() == h.hexdigest()
