@@ -4,6 +4,10 @@ liblexfs_a_SOURCES += \
 	drivers/meta.c \
 	drivers/store.c drivers/store.h \
 	drivers/registry.c
+# azure: the Azure Blob driver (libxml2 is a hard dependency, so it is always built)
+AM_CPPFLAGS += -DHAVE_DRIVER_AZURE=1
+liblexfs_a_SOURCES += \
+	drivers/azure.c drivers/azure_parse.c drivers/azure_int.h
 # drv branch: the memory and local drivers.
 liblexfs_a_SOURCES += drivers/memory.c drivers/local.c drivers/local_int.h \
 	drivers/local_list.c drivers/local_mpu.c

@@ -15,6 +15,7 @@ TEST_PACKAGES=(
 	fuse3 attr rsync curl tar coreutils procps
 	python3 python3-pytest python3-botocore python3-boto3 python3-azure python3-cryptography
 	logrotate systemd
+	nodejs
 )
 
 cd "$(dirname "$0")/.." || exit 1
@@ -61,6 +62,16 @@ build_all() {
 		die "build failed"
 }
 
+# Azurite (the Azure Storage emulator) comes from npm, into the build area
+# tests/.node (git-ignored); tests/servers/azurite.py starts it.
+install_azurite() {
+	[ -x "$SRC/tests/.node/node_modules/.bin/azurite-blob" ] && return 0
+	command -v npm >/dev/null || die "npm is missing (Debian: apt-get install npm)"
+	step "npm install azurite@3 into tests/.node"
+	npm install --prefix "$SRC/tests/.node" --no-audit --no-fund azurite@3 ||
+		die "npm install azurite failed"
+}
+
 run_pytest() {
 	local build=$1 rc
 	step "pytest with LEXFS_BUILD=$build"
@@ -74,6 +85,7 @@ run_pytest() {
 }
 
 install_packages
+install_azurite
 [ -e /dev/fuse ] || modprobe fuse 2>/dev/null || true
 [ -e /dev/fuse ] || die "/dev/fuse is missing: FUSE is not available here"
 build_all
