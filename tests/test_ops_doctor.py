@@ -166,6 +166,20 @@ def test_doctor_config_file_error(backend, tmp_path):
     assert checks["fuse"][0] == "pass"
 
 
+def wrong_secret(value):
+    """A wrong secret of the same shape: an account key that is base64 stays valid
+    base64 (so the driver opens and the server refuses it), anything else changes."""
+    import base64
+    import binascii
+    try:
+        raw = base64.b64decode(value, validate=True)
+        if len(raw) >= 16:
+            return base64.b64encode(bytes(b ^ 0x5A for b in raw)).decode()
+    except (binascii.Error, ValueError):
+        pass
+    return "Wr0ng" + value[::-1]
+
+
 def test_doctor_wrong_credentials(backend, tmp_path):
     """Backends with credentials: a wrong secret fails the endpoint check (access
     denied) and the secret never appears in the output. Backends without any report
@@ -178,7 +192,7 @@ def test_doctor_wrong_credentials(backend, tmp_path):
         checks, _ = parse(r.stdout)
         assert checks["credentials"] == ("pass", "driver %s needs none" % be.driver)
         return
-    wrong = {k: "Wr0ng" + v[::-1] for k, v in secrets.items()}
+    wrong = {k: wrong_secret(v) for k, v in secrets.items()}
     r = doctor(be, tmp_path, settings=wrong)
     assert r.returncode == 1, r.stdout
     checks, _ = parse(r.stdout)
