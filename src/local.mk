@@ -1,3 +1,10 @@
-# src: files of this area (included by Makefile.am)
+# src: support code (no FUSE, no drivers) and the FUSE layer; main() is the daemon.
+liblexfs_a_SOURCES += \
+	src/log.c src/log.h \
+	src/errors.c src/errors.h \
+	src/buf.c src/buf.h \
+	src/crypto.c src/crypto.h \
+	src/settings.c src/settings.h \
+	src/http.h src/fs.h
 # gcs: Google Cloud Storage signing and credentials
 liblexfs_a_SOURCES += src/gcs_sign.c src/gcs_sign.h

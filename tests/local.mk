@@ -1,4 +1,9 @@
-# tests: files of this area (included by Makefile.am)
+# tests: C unit tests (run by `make check` and by tests/test_unit.py) and helpers.
+UNIT_TESTS = tests/unit/core_test
+check_PROGRAMS += $(UNIT_TESTS)
+TESTS += $(UNIT_TESTS)
+tests_unit_core_test_SOURCES = tests/unit/core_test.c tests/unit/check.h
+tests_unit_core_test_LDADD = $(LEXFS_LIBS)
 # gcs: V4 signing vector helper (tests/test_gcs_vectors.py)
 noinst_PROGRAMS += tests/unit/gcs_sign_dump
 tests_unit_gcs_sign_dump_SOURCES = tests/unit/gcs_sign_dump.c
