@@ -46,6 +46,7 @@ struct store_opstat {
 
 struct store_conf {
 	const char *driver;       /* registry name */
+	const struct lexfs_driver *table; /* NULL: look `driver` up in the registry */
 	const char *backend_name; /* "default" or the named backend */
 	const struct settings *settings;
 	const char *plugin_dir;   /* NULL: none */
@@ -121,7 +122,10 @@ const char *store_op_name(enum store_op op);
 char *store_stats_json(const struct store *st);
 
 /* Registry. */
-const struct lexfs_driver *registry_find(const char *name, const char *plugin_dir,
+/* The driver named `name`: built-in (possibly the unavailable stub of a driver
+ * left out at build time) or a plugin from plugin_dir, whose dlopen handle goes to
+ * *handle (dlclose it after the driver is closed). NULL with a reason in `why`. */
+const struct lexfs_driver *registry_load(const char *name, const char *plugin_dir, void **handle,
 					 char *why, size_t whylen);
 /* Names of built-in drivers, NULL-terminated. */
 const char *const *registry_names(void);

@@ -1,2 +1,10 @@
-# src: files of this area (included by Makefile.am)
-liblexfs_a_SOURCES += src/http.c src/http.h
+# src: support code (no FUSE, no drivers) and the FUSE layer; main() is the daemon.
+liblexfs_a_SOURCES += \
+	src/log.c src/log.h \
+	src/errors.c src/errors.h \
+	src/buf.c src/buf.h \
+	src/crypto.c src/crypto.h \
+	src/settings.c src/settings.h \
+	src/http.h src/fs.h
+# s3 branch: the HTTP layer and SigV4
+liblexfs_a_SOURCES += src/http.c src/sigv4.c src/sigv4.h
