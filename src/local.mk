@@ -6,5 +6,7 @@ liblexfs_a_SOURCES += \
 	src/crypto.c src/crypto.h \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
+# s3 branch: the HTTP layer and SigV4
+liblexfs_a_SOURCES += src/http.c src/sigv4.c src/sigv4.h
 # gcs: Google Cloud Storage signing and credentials
 liblexfs_a_SOURCES += src/gcs_sign.c src/gcs_sign.h
