@@ -4,3 +4,6 @@ liblexfs_a_SOURCES += \
 	drivers/meta.c \
 	drivers/store.c drivers/store.h \
 	drivers/registry.c
+# gcs: Google Cloud Storage driver
+liblexfs_a_SOURCES += drivers/gcs.c
+AM_CPPFLAGS += -DHAVE_DRIVER_GCS

@@ -10,3 +10,4 @@ liblexfs_a_SOURCES += \
 liblexfs_a_SOURCES += src/http.c src/sigv4.c src/sigv4.h
 # gcs: Google Cloud Storage signing and credentials
 liblexfs_a_SOURCES += src/gcs_sign.c src/gcs_sign.h
+liblexfs_a_SOURCES += src/gcs_auth.c src/gcs_auth.h
