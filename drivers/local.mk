@@ -7,3 +7,5 @@ liblexfs_a_SOURCES += \
 # gcs: Google Cloud Storage driver
 liblexfs_a_SOURCES += drivers/gcs.c
 AM_CPPFLAGS += -DHAVE_DRIVER_GCS
+# drv branch: the memory and local drivers.
+liblexfs_a_SOURCES += drivers/memory.c drivers/local.c

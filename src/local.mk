@@ -11,3 +11,5 @@ liblexfs_a_SOURCES += src/http.c src/sigv4.c src/sigv4.h
 # gcs: Google Cloud Storage signing and credentials
 liblexfs_a_SOURCES += src/gcs_sign.c src/gcs_sign.h
 liblexfs_a_SOURCES += src/gcs_auth.c src/gcs_auth.h
+# drv branch: presigned URLs of the local and memory drivers.
+liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
