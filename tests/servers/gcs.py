@@ -73,23 +73,23 @@ class GcsServer:
         return path
 
 
-class GcsBackend:
-    name = "gcs"
-    driver = "gcs"
+def make_backend(server, creds, bucket=None):
+    """A conftest Backend on a new, empty bucket of the test server."""
+    from conftest import Backend  # the contract's backend object
 
-    def __init__(self, server, bucket, creds):
-        self.server = server
-        self.bucket = bucket
-        self.source = "gs://" + bucket
-        self.settings = {"bucket": bucket, "credentials_file": creds,
-                         "endpoint": server.url}
-        self.env = {}
-        self._creds = creds
+    bucket = bucket or "lexfs-" + uuid.uuid4().hex[:12]
+    server.create_bucket(bucket)
 
-    def fresh(self):
-        bucket = "lexfs-" + uuid.uuid4().hex[:12]
-        self.server.create_bucket(bucket)
-        return GcsBackend(self.server, bucket, self._creds)
+    def fresh():
+        return make_backend(server, creds)
+
+    b = Backend("gcs", "gcs", "gs://" + bucket,
+                settings={"bucket": bucket, "credentials_file": creds,
+                          "endpoint": server.url},
+                persistent=True, fresh=fresh)
+    b.server = server
+    b.bucket = bucket
+    return b
 
 
 def start_gcs_server(workdir):
@@ -137,6 +137,4 @@ def gcs_server(tmp_path_factory):
 def backend_gcs(gcs_server):
     creds = gcs_server.write_service_account(
         os.path.join(gcs_server.workdir, "service_account.json"))
-    bucket = "lexfs-test"
-    gcs_server.create_bucket(bucket)
-    return GcsBackend(gcs_server, bucket, creds)
+    return make_backend(gcs_server, creds, "lexfs-test")
