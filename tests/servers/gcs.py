@@ -42,6 +42,16 @@ class GcsServer:
         with urllib.request.urlopen(self.url + "/_test/stats", timeout=10) as r:
             return json.loads(r.read())
 
+    def sessions(self):
+        with urllib.request.urlopen(self.url + "/_test/sessions", timeout=10) as r:
+            return json.loads(r.read())
+
+    def resource(self, bucket, name):
+        url = "%s/_test/resource/%s/%s" % (self.url, bucket,
+                                           urllib.request.quote(name, safe=""))
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.loads(r.read())
+
     def control(self, **kw):
         return self._post("/_test/control", kw)
 

@@ -206,6 +206,7 @@ class State:
         self.sessions = {}
         self.rewrites = {}
         self.fail_chunks = 0
+        self.session_log = []  # per session: what arrived, for the tests
         self.next_gen = int(time.time() * 1000000)
         self.stats = {}
         self.token_uri = None
@@ -307,6 +308,18 @@ class Handler(BaseHTTPRequestHandler):
                     st.fail_chunks = int(ctl["fail_chunks"])
                 if "token_ttl" in ctl:
                     st.token_ttl = int(ctl["token_ttl"])
+                if "corrupt" in ctl:
+                    # Flip a byte of the stored data, keep the recorded hashes.
+                    bucket, name = ctl["corrupt"]
+                    o = self.get_obj(bucket, name)
+                    o.data = bytes([o.data[0] ^ 0xFF]) + o.data[1:]
+                if "populate" in ctl:
+                    bucket, prefix, count = ctl["populate"]
+                    b = self.bucket(bucket)
+                    for i in range(int(count)):
+                        name = "%s%05d" % (prefix, i)
+                        b[name] = Obj(bucket, name, name.encode(), st.generation(), "text/plain",
+                                      None, None)
             return self.send(200, {"ok": True})
         if what.startswith("bucket/") and self.command == "POST":
             self.read_body()
@@ -314,6 +327,14 @@ class Handler(BaseHTTPRequestHandler):
             with st.lock:
                 st.buckets.setdefault(name, {})
             return self.send(200, {"name": name})
+        if what == "sessions" and self.command == "GET":
+            with st.lock:
+                return self.send(200, list(st.session_log))
+        if what.startswith("resource/") and self.command == "GET":
+            bucket, _, name = what[len("resource/"):].partition("/")
+            with st.lock:
+                o = self.get_obj(bucket, urllib.parse.unquote(name))
+                return self.send(200, o.resource())
         if what.startswith("object/") and self.command == "GET":
             # Raw object bytes, for tests that compare what the store holds.
             bucket, _, name = what[len("object/"):].partition("/")
@@ -663,7 +684,11 @@ class Handler(BaseHTTPRequestHandler):
                 st.sessions[sid] = {"bucket": bucket, "name": name, "data": bytearray(),
                                     "meta": meta, "q": dict(q), "done": False,
                                     "ctype": meta.get("contentType") or
-                                    self.headers.get("X-Upload-Content-Type")}
+                                    self.headers.get("X-Upload-Content-Type"),
+                                    "log": {"name": name, "chunks": 0, "chunk_bytes": 0,
+                                            "failures": 0, "status_queries": 0,
+                                            "completed": False}}
+                st.session_log.append(st.sessions[sid]["log"])
                 st.count("sessions_started")
             host = self.headers.get("Host")
             loc = "http://%s/upload/storage/v1/b/%s/o?uploadType=resumable&upload_id=%s" % (
@@ -727,6 +752,7 @@ class Handler(BaseHTTPRequestHandler):
                     raise ApiError(400, "invalid", "status query carries no body")
                 if total == "*":
                     st.count("status_queries")
+                    s["log"]["status_queries"] += 1
                     return self.send_308(committed)
                 # Finalize with no more bytes.
                 if int(total) != committed:
@@ -749,6 +775,8 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(400, "invalid", "resent bytes differ from committed bytes")
             st.count("chunks")
             st.count("chunk_bytes", len(data))
+            s["log"]["chunks"] += 1
+            s["log"]["chunk_bytes"] += len(data)
             fresh = data[overlap:]
             if st.fail_chunks > 0 and len(fresh) >= 2 * CHUNK_ALIGN:
                 # Commit an aligned part of the chunk, then fail: the client has
@@ -757,6 +785,7 @@ class Handler(BaseHTTPRequestHandler):
                 keep = (len(fresh) // 2) // CHUNK_ALIGN * CHUNK_ALIGN
                 s["data"] += fresh[:keep]
                 st.count("chunk_failures_injected")
+                s["log"]["failures"] += 1
                 raise ApiError(503, "backendError", "injected chunk failure")
             s["data"] += fresh
             if final:
@@ -777,6 +806,8 @@ class Handler(BaseHTTPRequestHandler):
                 meta.get("metadata"), s["q"].get("kmsKeyName") or meta.get("kmsKeyName"))
         b[s["name"]] = o
         s["done"] = True
+        s["log"]["completed"] = True
+        s["log"]["size"] = len(o.data)
         s["result"] = o.resource()
         s["data"] = bytearray()
         st.count("sessions_completed")
