@@ -58,6 +58,7 @@ struct fs_fh {
 	char *key;  /* key at open time (used when FUSE gives no path) */
 	bool wrote; /* mtime already moved to "now" by this handle */
 	uint64_t size; /* as this handle saw it: fstat after unlink only */
+	struct fs_fh *prev, *next; /* fs->handles, under fs->lock */
 };
 
 struct fs *fs_self(void)
@@ -292,6 +293,48 @@ static int has_children(struct fs *fs, const char *dkey, bool recursive)
 	return found;
 }
 
+static int lookup_dir(struct fs *fs, struct fs_obj *o)
+{
+	struct lexfs_list_page page = { 0 };
+	struct lexfs_objinfo oi = { 0 };
+	bool marker = false;
+	int rc;
+
+	rc = store_list(fs->st, o->key, "/", NULL, 1, &page, NULL);
+	if (rc)
+		return rc;
+	if (page.n == 0) {
+		list_page_free(&page);
+		return -ENOENT;
+	}
+	if (!page.items[0].is_prefix && strcmp(page.items[0].key, o->key) == 0) {
+		marker = true;
+		if (page.items[0].has_meta) {
+			o->kind = FS_MARKER;
+			obj_from_info(o, &page.items[0]);
+		}
+	}
+	list_page_free(&page);
+	if (!marker) {
+		o->kind = FS_IMPLICIT;
+		o->mtime = fs->start_time;
+		return 0;
+	}
+	if (o->kind == FS_MARKER)
+		return 0;
+	rc = store_info(fs->st, o->key, &oi, NULL);
+	if (rc == 0) {
+		o->kind = FS_MARKER;
+		obj_from_info(o, &oi);
+	} else if (rc == -ENOENT) { /* removed meanwhile */
+		o->kind = FS_IMPLICIT;
+		o->mtime = fs->start_time;
+		rc = 0;
+	}
+	objinfo_free(&oi);
+	return rc;
+}
+
 int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 {
 	struct lexfs_objinfo oi = { 0 };
@@ -337,30 +380,13 @@ int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 			return rc;
 	}
 
-	/* A directory: its marker, else any key below it. */
+	/* A directory: one listing finds its marker (listed first) or any key
+	 * below it; a missing name costs a HEAD and a LIST, no more. */
 	free(o->key);
 	o->key = pathkey_key(fs->prefix, path, true);
 	if (!o->key)
 		return -ENOMEM;
-	memset(&oi, 0, sizeof(oi));
-	rc = store_info(fs->st, o->key, &oi, NULL);
-	if (rc == 0) {
-		o->kind = FS_MARKER;
-		obj_from_info(o, &oi);
-		objinfo_free(&oi);
-		return 0;
-	}
-	objinfo_free(&oi);
-	if (rc != -ENOENT)
-		return rc;
-	rc = has_children(fs, o->key, false);
-	if (rc < 0)
-		return rc;
-	if (rc == 0)
-		return -ENOENT;
-	o->kind = FS_IMPLICIT;
-	o->mtime = fs->start_time;
-	return 0;
+	return lookup_dir(fs, o);
 }
 
 mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o)
@@ -586,16 +612,15 @@ static int dent_cmp(const void *a, const void *b)
 	return (int)y->dir - (int)x->dir; /* directory first */
 }
 
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+/* List the directory once (at offset 0) into d: sorted, bad names dropped, a
+ * file hidden by a directory of the same name dropped (and remembered). */
+static int load_dents(struct fs *fs, const char *path, struct dents *d)
 {
-	struct fs *fs = fs_self();
 	struct lexfs_list_page page = { 0 };
 	struct lexfs_err err = { 0 };
-	struct dents d = { 0 };
-	struct stat dst = { 0 };
 	char *dkey = pathkey_key(fs->prefix, path, true);
 	char *token = NULL;
+	size_t out = 0;
 	int rc;
 
 	if (!dkey)
@@ -609,24 +634,19 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 			goto out;
 		}
 		for (size_t i = 0; i < page.n && !rc; i++)
-			rc = dents_add(fs, &d, dkey, &page.items[i]);
+			rc = dents_add(fs, d, dkey, &page.items[i]);
 		token = page.next_token;
 		page.next_token = NULL;
 		list_page_free(&page);
 	} while (!rc && token);
 	if (rc)
 		goto out;
+	if (d->n > 1)
+		qsort(d->v, d->n, sizeof(*d->v), dent_cmp);
+	for (size_t i = 0; i < d->n; i++) {
+		struct dent *e = &d->v[i];
 
-	qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
-	dst.st_mode = S_IFDIR;
-	filler(buf, ".", &dst, 0, 0);
-	filler(buf, "..", &dst, 0, 0);
-	for (size_t i = 0; i < d.n; i++) {
-		struct dent *e = &d.v[i];
-		struct stat st = { 0 };
-		bool plus = false;
-
-		if (i > 0 && strcmp(e->name, d.v[i - 1].name) == 0) {
+		if (out > 0 && strcmp(e->name, d->v[out - 1].name) == 0) {
 			/* Sorted directory first: this is the file of the same name. */
 			bool added;
 
@@ -637,8 +657,66 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 				log_warn("key \"%s\" is both a file and a directory prefix; "
 					 "showing the directory",
 					 e->key);
+			free(e->name);
+			free(e->key);
 			continue;
 		}
+		d->v[out++] = *e;
+	}
+	d->n = out;
+out:
+	free(token);
+	free(dkey);
+	return rc;
+}
+
+static int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct dents *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return -ENOMEM;
+	fi->fh = (uint64_t)(uintptr_t)d;
+	return 0;
+}
+
+static int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	struct dents *d = (struct dents *)(uintptr_t)fi->fh;
+
+	dents_free(d);
+	free(d);
+	return 0;
+}
+
+/* Offsets: 1 and 2 follow "." and "..", 3 + i follows entry i. The listing is
+ * made at offset 0 and kept in the handle, so a directory larger than one reply
+ * is not listed again for every reply. Attributes go with the entries
+ * (readdirplus) when the listing carried the metadata. */
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct fs *fs = fs_self();
+	struct dents *d = (struct dents *)(uintptr_t)fi->fh;
+	struct stat dst = { .st_mode = S_IFDIR };
+	int rc;
+
+	if (offset == 0) {
+		dents_free(d);
+		memset(d, 0, sizeof(*d));
+		rc = load_dents(fs, path, d);
+		if (rc)
+			return rc;
+		if (filler(buf, ".", &dst, 1, 0))
+			return 0;
+	}
+	if (offset <= 1 && filler(buf, "..", &dst, 2, 0))
+		return 0;
+	for (size_t i = offset > 2 ? (size_t)offset - 2 : 0; i < d->n; i++) {
+		struct dent *e = &d->v[i];
+		struct stat st = { 0 };
+		bool plus = false;
+
 		if (e->dir) {
 			st.st_mode = S_IFDIR;
 		} else if (e->attrs) {
@@ -647,14 +725,10 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 		} else {
 			st.st_mode = S_IFREG;
 		}
-		if (filler(buf, e->name, &st, 0, plus ? FUSE_FILL_DIR_PLUS : 0))
+		if (filler(buf, e->name, &st, (off_t)(i + 3), plus ? FUSE_FILL_DIR_PLUS : 0))
 			break;
 	}
-out:
-	free(token);
-	dents_free(&d);
-	free(dkey);
-	return rc;
+	return 0;
 }
 
 /* --- directories --- */
@@ -724,6 +798,30 @@ out:
 
 /* --- files --- */
 
+/* Open handles are listed so fs_destroy can close those whose RELEASE the
+ * kernel never sent (it may drop them at unmount). */
+static void fh_link(struct fs *fs, struct fs_fh *fh)
+{
+	pthread_mutex_lock(&fs->lock);
+	fh->next = fs->handles;
+	if (fs->handles)
+		fs->handles->prev = fh;
+	fs->handles = fh;
+	pthread_mutex_unlock(&fs->lock);
+}
+
+static void fh_unlink(struct fs *fs, struct fs_fh *fh)
+{
+	pthread_mutex_lock(&fs->lock);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		fs->handles = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
+	pthread_mutex_unlock(&fs->lock);
+}
+
 static int fh_new(const char *key, uint64_t size, struct cache_file *cf,
 		  struct fuse_file_info *fi)
 {
@@ -738,6 +836,7 @@ static int fh_new(const char *key, uint64_t size, struct cache_file *cf,
 	}
 	fh->cf = cf;
 	fh->size = size;
+	fh_link(fs_self(), fh);
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	return 0;
 }
@@ -912,7 +1011,10 @@ static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 static int fs_release(const char *path, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = fh_of(fi);
-	int rc = cache_release(fh->cf);
+	int rc;
+
+	fh_unlink(fs_self(), fh);
+	rc = cache_release(fh->cf);
 
 	if (rc)
 		log_warn("upload of %s failed at close: %s", fh->key, strerror(-rc));
@@ -1261,7 +1363,9 @@ static int fs_statfs(const char *path, struct statvfs *sv)
 static const struct fuse_operations fs_ops = {
 	.init = fs_init,
 	.getattr = fs_getattr,
+	.opendir = fs_opendir,
 	.readdir = fs_readdir,
+	.releasedir = fs_releasedir,
 	.mkdir = fs_mkdir,
 	.rmdir = fs_rmdir,
 	.create = fs_create_file,
@@ -1342,6 +1446,14 @@ void fs_destroy(struct fs *fs)
 {
 	if (!fs)
 		return;
+	while (fs->handles) {
+		struct fs_fh *fh = fs->handles;
+
+		fs->handles = fh->next;
+		cache_release(fh->cf);
+		free(fh->key);
+		free(fh);
+	}
 	cache_destroy(fs->cache);
 	pthread_mutex_destroy(&fs->lock);
 	meta_free(&fs->root_meta);

@@ -18,6 +18,8 @@
 #include "cache/cache.h"
 #include "src/fs.h"
 
+struct fs_fh;
+
 struct fs {
 	struct fs_conf conf;
 	char *prefix; /* normalised: "" or "a/b/" */
@@ -31,6 +33,7 @@ struct fs {
 	size_t nwarned;
 	char **conflicts;            /* keys that are both a file and a prefix (bounded) */
 	size_t nconflicts;
+	struct fs_fh *handles;       /* open file handles (fs.c) */
 };
 
 enum fs_kind {

@@ -39,3 +39,8 @@ tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
 tests_unit_config_test_LDADD = $(LEXFS_LIBS)
 tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
 tests_unit_source_test_LDADD = $(LEXFS_LIBS)
+# fs: path <-> key helpers
+check_PROGRAMS += tests/unit/pathkey_test
+TESTS += tests/unit/pathkey_test
+tests_unit_pathkey_test_SOURCES = tests/unit/pathkey_test.c tests/unit/check.h
+tests_unit_pathkey_test_LDADD = $(LEXFS_LIBS)
