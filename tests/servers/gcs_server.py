@@ -39,6 +39,7 @@ import calendar
 import hashlib
 import json
 import secrets
+import socket
 import sys
 import threading
 import time
@@ -222,6 +223,12 @@ class State:
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "lexfs-gcs-test/1"
+
+    def setup(self):
+        super().setup()
+        # Headers and body go out in separate writes: without this, Nagle plus
+        # delayed ACKs cost ~40 ms per request.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, fmt, *args):
         sys.stderr.write("%s %s\n" % (self.log_date_time_string(), fmt % args))
