@@ -473,7 +473,9 @@ static int session_start(struct lexfs_drv *d, const char *key, const struct lexf
 		if (!loc || !*loc)
 			ret = lexfs_fail(err, LEXFS_E_STORAGE, EIO,
 					 "gcs: resumable start %.100s: no session Location", key);
-		else if (!(*session = strdup(loc)))
+		else
+			*session = strdup(loc);
+		if (!ret && !*session)
 			ret = -ENOMEM;
 	}
 	free(json);

@@ -38,7 +38,8 @@ def storetool(b, *args, settings=None, env=None, check=True):
         cmd += ["--set", "%s=%s" % (k, v)]
     cmd += [str(a) for a in args]
     e = {k: v for k, v in os.environ.items()
-         if k not in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST")}
+         if k not in ("GOOGLE_APPLICATION_CREDENTIALS", "STORAGE_EMULATOR_HOST",
+                      "GCE_METADATA_HOST")}
     e.update(env or {})
     r = subprocess.run(cmd, capture_output=True, env=e, timeout=300)
     if check:
@@ -107,6 +108,19 @@ def test_authorized_user_refresh_token(gcs, tmp_path):
     r = storetool(gcs, "presign", "u.txt", "GET", "60", settings=settings, check=False)
     assert r.returncode == errno.ENOTSUP
     assert b"service-account key" in r.stderr
+
+
+def test_metadata_server_token(gcs, tmp_path):
+    settings = {k: v for k, v in gcs.settings.items() if k != "credentials_file"}
+    env = {"GCE_METADATA_HOST": gcs.server.url[len("http://"):], "HOME": str(tmp_path)}
+    before = gcs.server.stats().get("token_metadata", 0)
+    (tmp_path / "f").write_bytes(b"from a VM")
+    storetool(gcs, "put", "vm.txt", tmp_path / "f", settings=settings, env=env)
+    assert storetool(gcs, "get", "vm.txt", settings=settings, env=env).stdout == b"from a VM"
+    assert gcs.server.stats().get("token_metadata", 0) > before
+    r = storetool(gcs, "presign", "vm.txt", "GET", "60", settings=settings, env=env,
+                  check=False)
+    assert r.returncode == errno.ENOTSUP
 
 
 def test_token_refreshed_before_expiry(gcs, mounter):

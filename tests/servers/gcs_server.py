@@ -11,6 +11,8 @@ checks:
     of an authorized_user file is accepted for the client id/secret/refresh token
     given on the command line. Every JSON-API call needs a valid, unexpired bearer
     token (401 otherwise).
+    The GCE metadata server's token endpoint answers requests carrying
+    Metadata-Flavor: Google.
   * Objects: media, multipart and resumable uploads; resumable sessions check that
     a chunk starts at or before the committed offset (overlapping bytes must match)
     and that every non-final chunk is a multiple of 256 KiB; status queries answer
@@ -60,6 +62,7 @@ CHUNK_ALIGN = 256 * 1024
 REWRITE_STEP = 1024 * 1024  # bytes per rewrite call: large objects need tokens
 MAX_SIGNED_EXPIRES = 604800
 SCOPE_PREFIX = "https://www.googleapis.com/auth/"
+METADATA_TOKEN_PATH = "/computeMetadata/v1/instance/service-accounts/default/token"
 
 
 def _crc32c_py(data, crc=0):
@@ -275,6 +278,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.test_control(raw_path[len("/_test/"):])
             if raw_path == "/token":
                 return self.token()
+            if raw_path == METADATA_TOKEN_PATH:
+                return self.metadata_token()
             if raw_path.startswith("/storage/v1/") or raw_path.startswith("/upload/storage/v1/"):
                 self.check_bearer()
                 return self.json_api(raw_path)
@@ -378,6 +383,19 @@ class Handler(BaseHTTPRequestHandler):
             st.tokens[tok] = time.time() + ttl
             st.count("tokens_issued")
             st.count("token_" + ("jwt" if grant != "refresh_token" else "refresh"))
+        return self.send(200, {"access_token": tok, "expires_in": ttl, "token_type": "Bearer"})
+
+    def metadata_token(self):
+        # The GCE metadata server: no credentials, but the Metadata-Flavor header.
+        st = self.st
+        if self.command != "GET" or self.headers.get("Metadata-Flavor") != "Google":
+            raise ApiError(403, "forbidden", "Metadata-Flavor: Google required")
+        tok = "ya29.metadata-" + secrets.token_urlsafe(24)
+        with st.lock:
+            ttl = st.token_ttl
+            st.tokens[tok] = time.time() + ttl
+            st.count("tokens_issued")
+            st.count("token_metadata")
         return self.send(200, {"access_token": tok, "expires_in": ttl, "token_type": "Bearer"})
 
     def check_jwt(self, jwt):
