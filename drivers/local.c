@@ -43,6 +43,9 @@
  * (default "http://localhost:8000/storage"), signing_key (secret), presign_max_expiry
  * (seconds, default 604800), fsync (bool, default true). Control "verify_url".
  *
+ * Files: local.c (this: keys, safe opening, sidecars, objects, the table), local_list.c
+ * (listings), local_mpu.c (multipart), local_int.h (what they share).
+ *
  * Thread safety: the driver keeps no mutable shared state but an atomic counter for temp
  * names; the filesystem's rename atomicity does the rest.
  */
@@ -68,37 +71,11 @@
 
 #include "drivers/builtin.h"
 #include "drivers/driver.h"
+#include "drivers/local_int.h"
 #include "src/buf.h"
 #include "src/crypto.h"
 #include "src/log.h"
 #include "src/urlsign.h"
-
-#define LOCAL_CHUNK (256 * 1024)
-#define LOCAL_KEY_MAX 1024
-#define SIDE_FILE "#f.json"
-#define SIDE_DIR "#d.json"
-
-struct lexfs_drv {
-	int root_fd;
-	int meta_fd;
-	int tmp_fd;
-	int mpu_fd;
-	char *root;
-	char *base_url;
-	char *signing_key;
-	size_t signing_keylen;
-	int64_t presign_max;
-	bool have_openat2;
-	bool do_fsync;
-	uint64_t seq; /* temp-name counter, __atomic */
-};
-
-struct lexfs_mpu {
-	char id[33];
-	char *key;
-	char content_type[128];
-	struct lexfs_meta meta;
-};
 
 /* What a sidecar says. */
 struct side {
@@ -110,7 +87,7 @@ struct side {
 
 /* ---- errors ----------------------------------------------------------------- */
 
-static int fail_errno(struct lexfs_err *err, int e, const char *what, const char *key)
+int local_fail_errno(struct lexfs_err *err, int e, const char *what, const char *key)
 {
 	enum lexfs_code code;
 
@@ -122,7 +99,7 @@ static int fail_errno(struct lexfs_err *err, int e, const char *what, const char
 	return lexfs_fail(err, code, e, "local: %s \"%.200s\": %s", what, key, strerror(e));
 }
 
-static int oom(struct lexfs_err *err)
+int local_oom(struct lexfs_err *err)
 {
 	return lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "local: out of memory");
 }
@@ -131,7 +108,7 @@ static int oom(struct lexfs_err *err)
 
 /* Check a key (or a list prefix's directory part when allow_empty). A trailing '/'
  * is allowed (directory marker). 0 or -EINVAL / -ENAMETOOLONG with LEXFS-006. */
-static int check_key(const char *key, bool allow_empty, struct lexfs_err *err)
+int local_check_key(const char *key, bool allow_empty, struct lexfs_err *err)
 {
 	const char *p = key, *slash;
 	size_t len = strlen(key);
@@ -171,7 +148,7 @@ static int check_key(const char *key, bool allow_empty, struct lexfs_err *err)
 	return 0;
 }
 
-static bool is_marker(const char *key)
+bool local_is_marker(const char *key)
 {
 	size_t n = strlen(key);
 
@@ -182,7 +159,7 @@ static bool is_marker(const char *key)
 
 /* Open path (relative, already checked) beneath dirfd. Returns fd or -errno (-EXDEV /
  * -ELOOP for an escape). */
-static int open_beneath(const lexfs_drv *d, int dirfd, const char *path, int flags, mode_t mode)
+int local_open_beneath(const lexfs_drv *d, int dirfd, const char *path, int flags, mode_t mode)
 {
 	char comp[NAME_MAX + 1];
 	const char *p = path;
@@ -330,11 +307,11 @@ static int open_parent(const lexfs_drv *d, const char *key, bool create, char ba
 		return rc;
 	if (create)
 		return mkdir_walk(d->root_fd, dir);
-	return open_beneath(d, d->root_fd, dir, O_RDONLY | O_DIRECTORY, 0);
+	return local_open_beneath(d, d->root_fd, dir, O_RDONLY | O_DIRECTORY, 0);
 }
 
 /* Path of key's data: "a/b" for "a/b" and "a/b/"; "." for the root. */
-static void data_path(const char *key, char *out, size_t outlen)
+void local_data_path(const char *key, char *out, size_t outlen)
 {
 	size_t n = strlen(key);
 
@@ -348,7 +325,7 @@ static void data_path(const char *key, char *out, size_t outlen)
 
 /* ---- temp files ------------------------------------------------------------- */
 
-static void temp_name(lexfs_drv *d, char *out, size_t outlen)
+void local_temp_name(lexfs_drv *d, char *out, size_t outlen)
 {
 	uint64_t n = __atomic_add_fetch(&d->seq, 1, __ATOMIC_RELAXED);
 	uint32_t r = 0;
@@ -376,7 +353,7 @@ static int write_all(int fd, const void *data, size_t len)
 }
 
 /* Copy len bytes of in (from in_off) to the end of out. */
-static int copy_range(int in, off_t in_off, int out, uint64_t len)
+int local_copy_range(int in, off_t in_off, int out, uint64_t len)
 {
 	char *buf = NULL;
 	int rc = 0;
@@ -427,11 +404,11 @@ static int copy_range(int in, off_t in_off, int out, uint64_t len)
 }
 
 /* Write a source to fd. */
-static int write_src(int fd, const struct lexfs_src *src)
+int local_write_src(int fd, const struct lexfs_src *src)
 {
 	if (src->buf)
 		return write_all(fd, src->buf, (size_t)src->len);
-	return copy_range(src->fd, src->off, fd, src->len);
+	return local_copy_range(src->fd, src->off, fd, src->len);
 }
 
 /* ---- sidecars --------------------------------------------------------------- */
@@ -493,7 +470,7 @@ static int side_read(const lexfs_drv *d, const char *key, const struct stat *st,
 	side_init(s);
 	if (side_path(key, path, sizeof(path)))
 		return 0;
-	fd = open_beneath(d, d->meta_fd, path, O_RDONLY, 0);
+	fd = local_open_beneath(d, d->meta_fd, path, O_RDONLY, 0);
 	if (fd < 0)
 		return 0;
 	root = json_loadfd(fd, 0, &jerr);
@@ -592,7 +569,7 @@ static int side_write(lexfs_drv *d, const char *key, const struct stat *st, cons
 		dfd = -1;
 		goto out;
 	}
-	temp_name(d, tmp, sizeof(tmp));
+	local_temp_name(d, tmp, sizeof(tmp));
 	fd = openat(d->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0) {
 		rc = -errno;
@@ -622,7 +599,7 @@ static void side_remove(lexfs_drv *d, const char *key)
 		unlinkat(d->meta_fd, path, 0);
 }
 
-static bool side_exists(const lexfs_drv *d, const char *key)
+bool local_side_exists(const lexfs_drv *d, const char *key)
 {
 	char path[LOCAL_KEY_MAX + 96];
 	struct stat st;
@@ -640,7 +617,7 @@ static void weak_etag(const struct stat *st, char *out, size_t outlen)
 }
 
 /* Fill oi from a stat and the key's sidecar. */
-static int fill_info(const lexfs_drv *d, const char *key, const struct stat *st,
+int local_fill_info(const lexfs_drv *d, const char *key, const struct stat *st,
 		     struct lexfs_objinfo *oi)
 {
 	struct side s;
@@ -675,9 +652,9 @@ static int open_obj(const lexfs_drv *d, const char *key, struct stat *st)
 	char path[LOCAL_KEY_MAX + 2];
 	int fd;
 
-	data_path(key, path, sizeof(path));
-	fd = open_beneath(d, d->root_fd, path,
-			  is_marker(key) ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NOCTTY, 0);
+	local_data_path(key, path, sizeof(path));
+	fd = local_open_beneath(d, d->root_fd, path,
+			  local_is_marker(key) ? O_RDONLY | O_DIRECTORY : O_RDONLY | O_NOCTTY, 0);
 	if (fd < 0)
 		return fd == -ENOTDIR ? -ENOENT : fd;
 	if (fstat(fd, st) != 0) {
@@ -686,7 +663,7 @@ static int open_obj(const lexfs_drv *d, const char *key, struct stat *st)
 		close(fd);
 		return e;
 	}
-	if (is_marker(key) ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode)) {
+	if (local_is_marker(key) ? !S_ISDIR(st->st_mode) : !S_ISREG(st->st_mode)) {
 		close(fd);
 		return -ENOENT;
 	}
@@ -741,7 +718,7 @@ static int load_or_make_key(lexfs_drv *d, int lexfs_fd)
 		crypto_hex(raw, sizeof(raw), hex);
 		len = strlen(hex);
 		hex[len++] = '\n';
-		temp_name(d, tmp, sizeof(tmp));
+		local_temp_name(d, tmp, sizeof(tmp));
 		fd = openat(d->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 		if (fd < 0)
 			return -errno;
@@ -761,6 +738,42 @@ static int load_or_make_key(lexfs_drv *d, int lexfs_fd)
 	return -EIO;
 }
 
+/* Remove what a crashed writer left behind: temp files older than a day and
+ * multipart uploads untouched for a week. Newer ones may belong to a live mount
+ * sharing this root. */
+static void clean_stale(lexfs_drv *d)
+{
+	time_t now = time(NULL);
+	struct ent *v;
+	size_t n, i;
+
+	if (local_read_dir(d, d->tmp_fd, false, "", &v, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			struct stat st;
+
+			if (!v[i].dir && fstatat(d->tmp_fd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			    now - st.st_mtime > 86400)
+				unlinkat(d->tmp_fd, v[i].name, 0);
+		}
+		local_ents_free(v, n);
+	}
+	if (local_read_dir(d, d->mpu_fd, false, "", &v, &n) == 0) {
+		for (i = 0; i < n; i++) {
+			struct lexfs_mpu m = { 0 };
+			struct stat st;
+
+			if (!v[i].dir || strlen(v[i].name) >= sizeof(m.id) ||
+			    fstatat(d->mpu_fd, v[i].name, &st, AT_SYMLINK_NOFOLLOW) != 0 ||
+			    now - st.st_mtime <= 7 * 86400)
+				continue;
+			memcpy(m.id, v[i].name, strlen(v[i].name) + 1);
+			log_info("local: removing abandoned multipart upload %s", m.id);
+			local_mpu_rmdir(d, &m);
+		}
+		local_ents_free(v, n);
+	}
+}
+
 static int local_open(const struct lexfs_driver_conf *conf, lexfs_drv **out,
 		      struct lexfs_err *err)
 {
@@ -774,7 +787,7 @@ static int local_open(const struct lexfs_driver_conf *conf, lexfs_drv **out,
 	*out = NULL;
 	d = calloc(1, sizeof(*d));
 	if (!d)
-		return oom(err);
+		return local_oom(err);
 	d->root_fd = d->meta_fd = d->tmp_fd = d->mpu_fd = -1;
 
 	root = s ? settings_get(s, "root_dir") : NULL;
@@ -787,7 +800,7 @@ static int local_open(const struct lexfs_driver_conf *conf, lexfs_drv **out,
 	v = s ? settings_get(s, "base_url") : NULL;
 	d->base_url = strdup(v ? v : "http://localhost:8000/storage");
 	if (!d->root || !d->base_url) {
-		rc = oom(err);
+		rc = local_oom(err);
 		goto fail;
 	}
 	if (s) {
@@ -861,6 +874,7 @@ static int local_open(const struct lexfs_driver_conf *conf, lexfs_drv **out,
 		goto fail;
 	}
 	close(lexfs_fd);
+	clean_stale(d);
 	*out = d;
 	return 0;
 fail:
@@ -875,7 +889,7 @@ static int local_health(lexfs_drv *d, int timeout_ms, struct lexfs_err *err)
 	char tmp[64];
 	int fd;
 
-	temp_name(d, tmp, sizeof(tmp));
+	local_temp_name(d, tmp, sizeof(tmp));
 	fd = openat(d->tmp_fd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return lexfs_fail(err, lexfs_errno_code(errno), errno,
@@ -891,7 +905,7 @@ static int local_health(lexfs_drv *d, int timeout_ms, struct lexfs_err *err)
 /* Move a finished temp file (fd open, name tmp in tmp_fd) into place as key: fsync,
  * sidecar, rename, directory fsync. etag NULL: computed. Closes nothing; removes the
  * temp file on failure. */
-static int commit_temp(lexfs_drv *d, const char *key, int fd, const char *tmp, const char *etag,
+int local_commit_temp(lexfs_drv *d, const char *key, int fd, const char *tmp, const char *etag,
 		       const char *ctype, const struct lexfs_meta *meta,
 		       struct lexfs_objinfo *out, struct lexfs_err *err)
 {
@@ -900,11 +914,11 @@ static int commit_temp(lexfs_drv *d, const char *key, int fd, const char *tmp, c
 	int pfd = -1, rc, tries;
 
 	if (d->do_fsync && fsync(fd) != 0) {
-		rc = fail_errno(err, errno, "fsync", key);
+		rc = local_fail_errno(err, errno, "fsync", key);
 		goto fail;
 	}
 	if (fstat(fd, &st) != 0) {
-		rc = fail_errno(err, errno, "stat", key);
+		rc = local_fail_errno(err, errno, "stat", key);
 		goto fail;
 	}
 	if (!etag) {
@@ -912,7 +926,7 @@ static int commit_temp(lexfs_drv *d, const char *key, int fd, const char *tmp, c
 
 		rc = crypto_md5_fd(fd, 0, (uint64_t)st.st_size, md5);
 		if (rc) {
-			rc = fail_errno(err, -rc, "hash", key);
+			rc = local_fail_errno(err, -rc, "hash", key);
 			goto fail;
 		}
 		crypto_hex(md5, MD5_LEN, md5hex);
@@ -921,7 +935,7 @@ static int commit_temp(lexfs_drv *d, const char *key, int fd, const char *tmp, c
 	rc = side_write(d, key, &st, etag, ctype && *ctype ? ctype : "application/octet-stream",
 			meta);
 	if (rc) {
-		rc = fail_errno(err, -rc, "write metadata of", key);
+		rc = local_fail_errno(err, -rc, "write metadata of", key);
 		goto fail;
 	}
 	/* A concurrent remove may prune the fresh parent between mkdir and rename. */
@@ -929,7 +943,7 @@ static int commit_temp(lexfs_drv *d, const char *key, int fd, const char *tmp, c
 		pfd = open_parent(d, key, true, base);
 		if (pfd < 0) {
 			side_remove(d, key);
-			rc = fail_errno(err, -pfd, "create directories of", key);
+			rc = local_fail_errno(err, -pfd, "create directories of", key);
 			pfd = -1;
 			goto fail;
 		}
@@ -940,7 +954,7 @@ static int commit_temp(lexfs_drv *d, const char *key, int fd, const char *tmp, c
 		pfd = -1;
 		if (rc != ENOENT || tries >= 3) {
 			side_remove(d, key);
-			rc = fail_errno(err, rc == EISDIR ? EEXIST : rc, "store", key);
+			rc = local_fail_errno(err, rc == EISDIR ? EEXIST : rc, "store", key);
 			goto fail;
 		}
 	}
@@ -969,12 +983,12 @@ static int put_marker(lexfs_drv *d, const char *key, const char *ctype,
 	struct stat st;
 	int fd, rc;
 
-	data_path(key, path, sizeof(path));
+	local_data_path(key, path, sizeof(path));
 	fd = mkdir_walk(d->root_fd, path);
 	if (fd < 0)
-		return fail_errno(err, fd == -ENOTDIR ? EEXIST : -fd, "create directory", key);
+		return local_fail_errno(err, fd == -ENOTDIR ? EEXIST : -fd, "create directory", key);
 	if (fstat(fd, &st) != 0) {
-		rc = fail_errno(err, errno, "stat", key);
+		rc = local_fail_errno(err, errno, "stat", key);
 		close(fd);
 		return rc;
 	}
@@ -982,7 +996,7 @@ static int put_marker(lexfs_drv *d, const char *key, const char *ctype,
 	rc = side_write(d, key, &st, "d41d8cd98f00b204e9800998ecf8427e",
 			ctype && *ctype ? ctype : "application/x-directory", meta);
 	if (rc)
-		return fail_errno(err, -rc, "write metadata of", key);
+		return local_fail_errno(err, -rc, "write metadata of", key);
 	if (out) {
 		out->size = 0;
 		out->mtime = (int64_t)st.st_mtim.tv_sec;
@@ -991,15 +1005,15 @@ static int put_marker(lexfs_drv *d, const char *key, const char *ctype,
 	return 0;
 }
 
-static int new_temp(lexfs_drv *d, char *tmp, size_t tmplen, const char *key,
+int local_new_temp(lexfs_drv *d, char *tmp, size_t tmplen, const char *key,
 		    struct lexfs_err *err)
 {
 	int fd;
 
-	temp_name(d, tmp, tmplen);
+	local_temp_name(d, tmp, tmplen);
 	fd = openat(d->tmp_fd, tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return fail_errno(err, errno, "create temp file for", key);
+		return local_fail_errno(err, errno, "create temp file for", key);
 	return fd;
 }
 
@@ -1012,25 +1026,25 @@ static int local_upload(lexfs_drv *d, const char *key, const struct lexfs_src *s
 	char tmp[64];
 	int fd, rc;
 
-	rc = check_key(key, false, err);
+	rc = local_check_key(key, false, err);
 	if (rc)
 		return rc;
-	if (is_marker(key)) {
+	if (local_is_marker(key)) {
 		if (src->len)
 			return lexfs_fail(err, LEXFS_E_INVALID_PATH, EINVAL,
 					  "local: directory marker \"%.200s\" with data", key);
 		return put_marker(d, key, ctype, meta, out, err);
 	}
-	fd = new_temp(d, tmp, sizeof(tmp), key, err);
+	fd = local_new_temp(d, tmp, sizeof(tmp), key, err);
 	if (fd < 0)
 		return fd;
-	rc = write_src(fd, src);
+	rc = local_write_src(fd, src);
 	if (rc) {
 		unlinkat(d->tmp_fd, tmp, 0);
 		close(fd);
-		return fail_errno(err, -rc, "write", key);
+		return local_fail_errno(err, -rc, "write", key);
 	}
-	rc = commit_temp(d, key, fd, tmp, NULL, ctype, meta, out, err);
+	rc = local_commit_temp(d, key, fd, tmp, NULL, ctype, meta, out, err);
 	close(fd);
 	return rc;
 }
@@ -1045,12 +1059,12 @@ static int local_download(lexfs_drv *d, const char *key, uint64_t off, uint64_t 
 	char *buf;
 	int fd, rc = 0;
 
-	rc = check_key(key, false, err);
+	rc = local_check_key(key, false, err);
 	if (rc)
 		return rc;
 	fd = open_obj(d, key, &st);
 	if (fd < 0)
-		return fail_errno(err, -fd, "open", key);
+		return local_fail_errno(err, -fd, "open", key);
 	if (S_ISDIR(st.st_mode)) {
 		close(fd);
 		return 0;
@@ -1061,7 +1075,7 @@ static int local_download(lexfs_drv *d, const char *key, uint64_t off, uint64_t 
 	buf = malloc(LOCAL_CHUNK);
 	if (!buf) {
 		close(fd);
-		return oom(err);
+		return local_oom(err);
 	}
 	while (off < end) {
 		size_t want = end - off > LOCAL_CHUNK ? LOCAL_CHUNK : (size_t)(end - off);
@@ -1070,7 +1084,7 @@ static int local_download(lexfs_drv *d, const char *key, uint64_t off, uint64_t 
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			rc = fail_errno(err, errno, "read", key);
+			rc = local_fail_errno(err, errno, "read", key);
 			break;
 		}
 		if (n == 0)
@@ -1096,17 +1110,17 @@ static int local_info(lexfs_drv *d, const char *key, struct lexfs_objinfo *out,
 
 	memset(out, 0, sizeof(*out));
 	meta_init(&out->meta);
-	rc = check_key(key, false, err);
+	rc = local_check_key(key, false, err);
 	if (rc)
 		return rc;
 	fd = open_obj(d, key, &st);
 	if (fd < 0)
-		return fail_errno(err, -fd, "stat", key);
+		return local_fail_errno(err, -fd, "stat", key);
 	close(fd);
-	rc = fill_info(d, key, &st, out);
+	rc = local_fill_info(d, key, &st, out);
 	if (rc) {
 		objinfo_free(out);
-		return oom(err);
+		return local_oom(err);
 	}
 	return 0;
 }
@@ -1116,335 +1130,16 @@ static int local_exists(lexfs_drv *d, const char *key, struct lexfs_err *err)
 	struct stat st;
 	int fd, rc;
 
-	rc = check_key(key, false, err);
+	rc = local_check_key(key, false, err);
 	if (rc)
 		return rc;
 	fd = open_obj(d, key, &st);
 	if (fd == -ENOENT)
 		return 0;
 	if (fd < 0)
-		return fail_errno(err, -fd, "stat", key);
+		return local_fail_errno(err, -fd, "stat", key);
 	close(fd);
 	return 1;
-}
-
-/* ---- listing ---------------------------------------------------------------- */
-
-struct ent {
-	char *name;
-	size_t len;
-	bool dir;
-};
-
-/* The c-th byte of an entry's key form (a directory's name ends with '/'), 0 past it. */
-static int ent_char(const struct ent *e, size_t i)
-{
-	if (i < e->len)
-		return (unsigned char)e->name[i];
-	return (i == e->len && e->dir) ? '/' : 0;
-}
-
-static int cmp_ent(const void *a, const void *b)
-{
-	const struct ent *x = a, *y = b;
-
-	for (size_t i = 0;; i++) {
-		int c1 = ent_char(x, i), c2 = ent_char(y, i);
-
-		if (c1 != c2)
-			return c1 - c2;
-		if (c1 == 0)
-			return 0;
-	}
-}
-
-static void ents_free(struct ent *v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i].name);
-	free(v);
-}
-
-/* Read the entries of dirfd (files and directories; no symlinks, no .lexfs at the
- * root), sorted in key order. */
-static int read_dir(lexfs_drv *d, int dirfd, bool at_root, const char *name_prefix,
-		    struct ent **out, size_t *nout)
-{
-	struct ent *v = NULL;
-	size_t n = 0, cap = 0, pl = strlen(name_prefix);
-	struct dirent *de;
-	DIR *dir;
-	int fd, rc = 0;
-
-	*out = NULL;
-	*nout = 0;
-	fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	dir = fdopendir(fd);
-	if (!dir) {
-		rc = -errno;
-		close(fd);
-		return rc;
-	}
-	while ((de = readdir(dir)) != NULL) {
-		bool isdir;
-
-		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-			continue;
-		if (at_root && strcmp(de->d_name, ".lexfs") == 0)
-			continue;
-		if (strncmp(de->d_name, name_prefix, pl) != 0)
-			continue;
-		if (de->d_type == DT_DIR) {
-			isdir = true;
-		} else if (de->d_type == DT_REG) {
-			isdir = false;
-		} else if (de->d_type == DT_UNKNOWN) {
-			struct stat st;
-
-			if (fstatat(dirfd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-				continue;
-			if (S_ISDIR(st.st_mode))
-				isdir = true;
-			else if (S_ISREG(st.st_mode))
-				isdir = false;
-			else
-				continue;
-		} else {
-			continue; /* symlinks, devices, sockets: not objects */
-		}
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			struct ent *nv = realloc(v, nc * sizeof(*nv));
-
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
-			}
-			v = nv;
-			cap = nc;
-		}
-		v[n].name = strdup(de->d_name);
-		v[n].len = strlen(de->d_name);
-		v[n].dir = isdir;
-		if (!v[n].name) {
-			rc = -ENOMEM;
-			break;
-		}
-		n++;
-	}
-	closedir(dir);
-	if (rc) {
-		ents_free(v, n);
-		return rc;
-	}
-	if (n)
-		qsort(v, n, sizeof(*v), cmp_ent);
-	*out = v;
-	*nout = n;
-	return 0;
-}
-
-struct lister {
-	lexfs_drv *d;
-	const char *token;
-	unsigned max;     /* collect up to max + 1 to know whether more exist */
-	struct lexfs_objinfo *items;
-	size_t n;
-	struct buf key;   /* current key being built */
-};
-
-/* Append one item. 1 when the lister is full (stop), 0 to go on, -errno. */
-static int add_item(struct lister *L, const char *key, bool is_prefix, int dirfd,
-		    const char *name)
-{
-	struct lexfs_objinfo *it;
-	struct stat st;
-	int rc;
-
-	if (L->token && strcmp(key, L->token) <= 0)
-		return 0;
-	if (L->n > L->max)
-		return 1;
-	it = &L->items[L->n];
-	memset(it, 0, sizeof(*it));
-	meta_init(&it->meta);
-	it->key = strdup(key);
-	if (!it->key)
-		return -ENOMEM;
-	L->n++;
-	it->is_prefix = is_prefix;
-	if (!is_prefix && fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0) {
-		rc = fill_info(L->d, key, &st, it);
-		if (rc)
-			return rc;
-	}
-	return L->n > L->max ? 1 : 0;
-}
-
-/* Recursive walk of dirfd whose keys start with L->key's current content. */
-static int walk(struct lister *L, int dirfd, bool at_root, const char *name_prefix)
-{
-	struct ent *v;
-	size_t n, i, base = L->key.len;
-	int rc;
-
-	rc = read_dir(L->d, dirfd, at_root, name_prefix, &v, &n);
-	if (rc)
-		return rc;
-	for (i = 0; i < n && rc == 0; i++) {
-		L->key.len = base;
-		rc = buf_adds(&L->key, v[i].name);
-		if (rc == 0 && v[i].dir)
-			rc = buf_adds(&L->key, "/");
-		if (rc)
-			break;
-		if (!v[i].dir) {
-			rc = add_item(L, buf_cstr(&L->key), false, dirfd, v[i].name);
-			continue;
-		}
-		/* Skip a subtree whose keys all sort before the token. */
-		if (L->token && strcmp(buf_cstr(&L->key), L->token) < 0 &&
-		    strncmp(L->token, buf_cstr(&L->key), L->key.len) != 0)
-			continue;
-		{
-			int sub = openat(dirfd, v[i].name,
-					 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-			bool empty = false;
-
-			if (sub < 0)
-				continue; /* vanished or replaced: skip */
-			if (!side_exists(L->d, buf_cstr(&L->key))) {
-				struct ent *cv;
-				size_t cn;
-
-				if (read_dir(L->d, sub, false, "", &cv, &cn) == 0) {
-					empty = cn == 0;
-					ents_free(cv, cn);
-				}
-			} else {
-				empty = true; /* explicit marker: listed */
-			}
-			if (empty)
-				rc = add_item(L, buf_cstr(&L->key), false, dirfd, v[i].name);
-			if (rc == 0)
-				rc = walk(L, sub, false, "");
-			close(sub);
-		}
-	}
-	L->key.len = base;
-	if (L->key.data)
-		L->key.data[base] = '\0';
-	ents_free(v, n);
-	return rc;
-}
-
-static int local_list(lexfs_drv *d, const char *prefix, const char *delim, const char *token,
-		      unsigned max_keys, struct lexfs_list_page *out, struct lexfs_err *err)
-{
-	char dirpart[LOCAL_KEY_MAX + 2], path[LOCAL_KEY_MAX + 2];
-	struct lister L = { 0 };
-	const char *namepart, *slash;
-	int dfd, rc = 0;
-	size_t i;
-
-	memset(out, 0, sizeof(*out));
-	if (!prefix)
-		prefix = "";
-	if (delim && !*delim)
-		delim = NULL;
-	if (delim && strcmp(delim, "/") != 0)
-		return lexfs_fail(err, LEXFS_E_UNSUPPORTED, ENOTSUP,
-				  "local: only \"/\" is supported as a delimiter");
-	if (max_keys == 0 || max_keys > 1000)
-		max_keys = 1000;
-	if (strlen(prefix) > LOCAL_KEY_MAX)
-		return lexfs_fail(err, LEXFS_E_INVALID_PATH, ENAMETOOLONG, "local: prefix too long");
-	slash = strrchr(prefix, '/');
-	if (slash) {
-		snprintf(dirpart, sizeof(dirpart), "%.*s", (int)(slash + 1 - prefix), prefix);
-		namepart = slash + 1;
-	} else {
-		dirpart[0] = '\0';
-		namepart = prefix;
-	}
-	rc = check_key(dirpart, true, err);
-	if (rc)
-		return rc;
-	if (dirpart[0] == '\0' && strcmp(namepart, ".lexfs") == 0)
-		return 0;
-	data_path(dirpart, path, sizeof(path));
-	dfd = open_beneath(d, d->root_fd, path, O_RDONLY | O_DIRECTORY, 0);
-	if (dfd == -ENOENT || dfd == -ENOTDIR)
-		return 0; /* nothing under this prefix */
-	if (dfd < 0)
-		return fail_errno(err, -dfd, "list", prefix);
-
-	L.d = d;
-	L.token = token && *token ? token : NULL;
-	L.max = max_keys;
-	L.items = calloc(max_keys + 1, sizeof(*L.items));
-	buf_init(&L.key, LOCAL_KEY_MAX * 4);
-	if (!L.items) {
-		close(dfd);
-		return oom(err);
-	}
-	/* The marker "dir/" itself, when the prefix is exactly that directory. */
-	if (dirpart[0] && !namepart[0] && side_exists(d, dirpart)) {
-		struct stat st;
-
-		if (fstat(dfd, &st) == 0) {
-			rc = add_item(&L, dirpart, false, dfd, ".");
-			if (rc < 0)
-				goto done;
-		}
-	}
-	rc = buf_adds(&L.key, dirpart);
-	if (rc)
-		goto done;
-	if (!delim) {
-		rc = walk(&L, dfd, dirpart[0] == '\0', namepart);
-	} else {
-		struct ent *v;
-		size_t n;
-
-		rc = read_dir(d, dfd, dirpart[0] == '\0', namepart, &v, &n);
-		if (rc)
-			goto done;
-		for (i = 0; rc == 0 && i < n; i++) {
-			L.key.len = strlen(dirpart);
-			rc = buf_adds(&L.key, v[i].name);
-			if (rc == 0 && v[i].dir)
-				rc = buf_adds(&L.key, "/");
-			if (rc == 0)
-				rc = add_item(&L, buf_cstr(&L.key), v[i].dir, dfd, v[i].name);
-		}
-		ents_free(v, n);
-	}
-done:
-	close(dfd);
-	buf_free(&L.key);
-	if (rc < 0) {
-		for (i = 0; i < L.n; i++)
-			objinfo_free(&L.items[i]);
-		free(L.items);
-		return rc == -ENOMEM ? oom(err) : fail_errno(err, -rc, "list", prefix);
-	}
-	if (L.n > max_keys) {
-		objinfo_free(&L.items[max_keys]);
-		L.n = max_keys;
-		out->next_token = strdup(L.items[max_keys - 1].key);
-		if (!out->next_token) {
-			for (i = 0; i < L.n; i++)
-				objinfo_free(&L.items[i]);
-			free(L.items);
-			return oom(err);
-		}
-	}
-	out->items = L.items;
-	out->n = L.n;
-	return 0;
 }
 
 /* ---- removing --------------------------------------------------------------- */
@@ -1467,7 +1162,7 @@ static void prune_parents(lexfs_drv *d, const char *key)
 			return;
 		*slash = '\0'; /* dir is now the parent directory's path */
 		snprintf(marker, sizeof(marker), "%s/", dir);
-		if (side_exists(d, marker))
+		if (local_side_exists(d, marker))
 			return;
 		pfd = open_parent(d, marker, false, base);
 		if (pfd < 0)
@@ -1485,21 +1180,21 @@ static int remove_one(lexfs_drv *d, const char *key, struct lexfs_err *err)
 	char base[NAME_MAX + 1];
 	int pfd, rc;
 
-	rc = check_key(key, false, err);
+	rc = local_check_key(key, false, err);
 	if (rc)
 		return rc;
 	pfd = open_parent(d, key, false, base);
 	if (pfd == -ENOENT || pfd == -ENOTDIR)
 		return 0;
 	if (pfd < 0)
-		return fail_errno(err, -pfd, "remove", key);
-	if (is_marker(key)) {
+		return local_fail_errno(err, -pfd, "remove", key);
+	if (local_is_marker(key)) {
 		side_remove(d, key);
 		rc = unlinkat(pfd, base, AT_REMOVEDIR);
 		/* a non-empty directory stays (implicit), like an object store's prefix */
 		if (rc != 0 && errno != ENOENT && errno != ENOTEMPTY && errno != EEXIST &&
 		    errno != ENOTDIR)
-			rc = fail_errno(err, errno, "remove", key);
+			rc = local_fail_errno(err, errno, "remove", key);
 		else
 			rc = 0;
 	} else {
@@ -1511,7 +1206,7 @@ static int remove_one(lexfs_drv *d, const char *key, struct lexfs_err *err)
 		}
 		rc = unlinkat(pfd, base, 0);
 		if (rc != 0 && errno != ENOENT)
-			rc = fail_errno(err, errno, "remove", key);
+			rc = local_fail_errno(err, errno, "remove", key);
 		else
 			rc = 0;
 		side_remove(d, key);
@@ -1546,7 +1241,7 @@ static int local_remove_many(lexfs_drv *d, const char *const *keys, size_t n,
 static int local_get_url(lexfs_drv *d, const char *key, char **url, struct lexfs_err *err)
 {
 	*url = urlsign_plain_url(d->base_url, key);
-	return *url ? 0 : oom(err);
+	return *url ? 0 : local_oom(err);
 }
 
 /* ---- copy / move / set_meta ------------------------------------------------- */
@@ -1560,16 +1255,16 @@ static int local_set_meta(lexfs_drv *d, const char *key, const struct lexfs_put_
 	const char *et;
 	int fd, rc;
 
-	rc = check_key(key, false, err);
+	rc = local_check_key(key, false, err);
 	if (rc)
 		return rc;
 	fd = open_obj(d, key, &st);
 	if (fd < 0)
-		return fail_errno(err, -fd, "open", key);
+		return local_fail_errno(err, -fd, "open", key);
 	rc = side_read(d, key, &st, &s);
 	if (rc) {
 		close(fd);
-		return oom(err);
+		return local_oom(err);
 	}
 	et = s.valid && s.etag[0] ? s.etag : NULL;
 	if (!et && S_ISREG(st.st_mode)) {
@@ -1585,12 +1280,12 @@ static int local_set_meta(lexfs_drv *d, const char *key, const struct lexfs_put_
 	rc = side_write(d, key, &st, et ? et : "",
 			opts && opts->content_type ? opts->content_type
 			: s.content_type[0]	   ? s.content_type
-			: is_marker(key)	   ? "application/x-directory"
+			: local_is_marker(key)	   ? "application/x-directory"
 						   : "application/octet-stream",
 			opts ? opts->meta : &s.meta);
 	side_free(&s);
 	if (rc)
-		return fail_errno(err, -rc, "write metadata of", key);
+		return local_fail_errno(err, -rc, "write metadata of", key);
 	return 0;
 }
 
@@ -1602,17 +1297,17 @@ static int local_copy(lexfs_drv *d, const char *src, const char *dst,
 	char tmp[64];
 	int in, out, rc;
 
-	rc = check_key(src, false, err);
+	rc = local_check_key(src, false, err);
 	if (rc == 0)
-		rc = check_key(dst, false, err);
+		rc = local_check_key(dst, false, err);
 	if (rc)
 		return rc;
-	if (is_marker(src) != is_marker(dst))
+	if (local_is_marker(src) != local_is_marker(dst))
 		return lexfs_fail(err, LEXFS_E_INVALID_PATH, EINVAL,
 				  "local: cannot copy between a directory marker and an object");
 	in = open_obj(d, src, &st);
 	if (in < 0)
-		return fail_errno(err, -in, "open", src);
+		return local_fail_errno(err, -in, "open", src);
 	if (strcmp(src, dst) == 0) {
 		close(in);
 		return opts ? local_set_meta(d, dst, opts, err) : 0;
@@ -1620,28 +1315,28 @@ static int local_copy(lexfs_drv *d, const char *src, const char *dst,
 	rc = side_read(d, src, &st, &s);
 	if (rc) {
 		close(in);
-		return oom(err);
+		return local_oom(err);
 	}
-	if (is_marker(src)) {
+	if (local_is_marker(src)) {
 		close(in);
 		rc = put_marker(d, dst, opts ? opts->content_type : s.content_type,
 				opts ? opts->meta : &s.meta, NULL, err);
 		side_free(&s);
 		return rc;
 	}
-	out = new_temp(d, tmp, sizeof(tmp), dst, err);
+	out = local_new_temp(d, tmp, sizeof(tmp), dst, err);
 	if (out < 0) {
 		close(in);
 		side_free(&s);
 		return out;
 	}
-	rc = copy_range(in, 0, out, (uint64_t)st.st_size);
+	rc = local_copy_range(in, 0, out, (uint64_t)st.st_size);
 	close(in);
 	if (rc) {
 		unlinkat(d->tmp_fd, tmp, 0);
-		rc = fail_errno(err, -rc, "copy", src);
+		rc = local_fail_errno(err, -rc, "copy", src);
 	} else {
-		rc = commit_temp(d, dst, out, tmp, s.valid && s.etag[0] ? s.etag : NULL,
+		rc = local_commit_temp(d, dst, out, tmp, s.valid && s.etag[0] ? s.etag : NULL,
 				 opts ? opts->content_type : s.content_type,
 				 opts ? opts->meta : &s.meta, NULL, err);
 	}
@@ -1657,34 +1352,34 @@ static int local_move(lexfs_drv *d, const char *src, const char *dst, struct lex
 	struct side s;
 	int fd, spfd = -1, dpfd = -1, rc;
 
-	rc = check_key(src, false, err);
+	rc = local_check_key(src, false, err);
 	if (rc == 0)
-		rc = check_key(dst, false, err);
+		rc = local_check_key(dst, false, err);
 	if (rc)
 		return rc;
-	if (is_marker(src) || is_marker(dst)) {
+	if (local_is_marker(src) || local_is_marker(dst)) {
 		/* Markers: the children do not move with them. */
 		rc = local_copy(d, src, dst, NULL, err);
 		return rc ? rc : remove_one(d, src, err);
 	}
 	fd = open_obj(d, src, &st);
 	if (fd < 0)
-		return fail_errno(err, -fd, "open", src);
+		return local_fail_errno(err, -fd, "open", src);
 	close(fd);
 	if (strcmp(src, dst) == 0)
 		return 0;
 	rc = side_read(d, src, &st, &s);
 	if (rc)
-		return oom(err);
+		return local_oom(err);
 	spfd = open_parent(d, src, false, sbase);
 	if (spfd < 0) {
-		rc = fail_errno(err, -spfd, "open", src);
+		rc = local_fail_errno(err, -spfd, "open", src);
 		spfd = -1;
 		goto out;
 	}
 	dpfd = open_parent(d, dst, true, dbase);
 	if (dpfd < 0) {
-		rc = fail_errno(err, -dpfd, "create directories of", dst);
+		rc = local_fail_errno(err, -dpfd, "create directories of", dst);
 		dpfd = -1;
 		goto out;
 	}
@@ -1692,12 +1387,12 @@ static int local_move(lexfs_drv *d, const char *src, const char *dst, struct lex
 	if (s.valid) {
 		rc = side_write(d, dst, &st, s.etag, s.content_type, &s.meta);
 		if (rc) {
-			rc = fail_errno(err, -rc, "write metadata of", dst);
+			rc = local_fail_errno(err, -rc, "write metadata of", dst);
 			goto out;
 		}
 	}
 	if (renameat(spfd, sbase, dpfd, dbase) != 0) {
-		rc = fail_errno(err, errno == EISDIR ? EEXIST : errno, "rename", src);
+		rc = local_fail_errno(err, errno == EISDIR ? EEXIST : errno, "rename", src);
 		if (s.valid)
 			side_remove(d, dst);
 		goto out;
@@ -1717,171 +1412,6 @@ out:
 	return rc;
 }
 
-/* ---- multipart -------------------------------------------------------------- */
-
-static void mpu_free(lexfs_mpu *m)
-{
-	if (!m)
-		return;
-	free(m->key);
-	meta_free(&m->meta);
-	free(m);
-}
-
-static void mpu_rmdir(lexfs_drv *d, const lexfs_mpu *m)
-{
-	struct ent *v;
-	size_t n;
-	int fd;
-
-	fd = openat(d->mpu_fd, m->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	if (read_dir(d, fd, false, "", &v, &n) == 0) {
-		for (size_t i = 0; i < n; i++)
-			unlinkat(fd, v[i].name, 0);
-		ents_free(v, n);
-	}
-	close(fd);
-	unlinkat(d->mpu_fd, m->id, AT_REMOVEDIR);
-}
-
-static int local_mp_begin(lexfs_drv *d, const char *key, const struct lexfs_put_opts *opts,
-			  lexfs_mpu **out, struct lexfs_err *err)
-{
-	uint8_t raw[16];
-	lexfs_mpu *m;
-	int rc;
-
-	*out = NULL;
-	rc = check_key(key, false, err);
-	if (rc)
-		return rc;
-	if (is_marker(key))
-		return lexfs_fail(err, LEXFS_E_INVALID_PATH, EINVAL,
-				  "local: multipart upload of a directory marker");
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return oom(err);
-	meta_init(&m->meta);
-	m->key = strdup(key);
-	snprintf(m->content_type, sizeof(m->content_type), "%s",
-		 opts && opts->content_type ? opts->content_type : "");
-	if (!m->key || (opts && opts->meta && meta_copy(&m->meta, opts->meta) != 0)) {
-		mpu_free(m);
-		return oom(err);
-	}
-	if (crypto_random(raw, sizeof(raw)) != 0) {
-		mpu_free(m);
-		return lexfs_fail(err, LEXFS_E_STORAGE, EIO, "local: no random bytes");
-	}
-	crypto_hex(raw, sizeof(raw), m->id);
-	if (mkdirat(d->mpu_fd, m->id, 0700) != 0) {
-		rc = fail_errno(err, errno, "begin multipart upload of", key);
-		mpu_free(m);
-		return rc;
-	}
-	*out = m;
-	return 0;
-}
-
-static int local_mp_part(lexfs_drv *d, lexfs_mpu *m, unsigned partno,
-			 const struct lexfs_src *src, struct lexfs_err *err)
-{
-	char name[32], tmp[64];
-	int dfd, fd, rc;
-
-	if (partno < 1 || partno > 10000)
-		return lexfs_fail(err, LEXFS_E_STORAGE, EINVAL, "local: bad part number %u", partno);
-	dfd = openat(d->mpu_fd, m->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0)
-		return fail_errno(err, errno, "multipart upload of", m->key);
-	temp_name(d, tmp, sizeof(tmp));
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = fail_errno(err, errno, "write part of", m->key);
-		close(dfd);
-		return rc;
-	}
-	rc = write_src(fd, src);
-	if (rc == 0 && d->do_fsync && fsync(fd) != 0)
-		rc = -errno;
-	close(fd);
-	snprintf(name, sizeof(name), "%u", partno);
-	/* rename replaces an earlier copy of the same part (a retry) atomically */
-	if (rc == 0 && renameat(dfd, tmp, dfd, name) != 0)
-		rc = -errno;
-	if (rc) {
-		unlinkat(dfd, tmp, 0);
-		rc = fail_errno(err, -rc, "write part of", m->key);
-	}
-	close(dfd);
-	return rc;
-}
-
-static int local_mp_complete(lexfs_drv *d, lexfs_mpu *m, unsigned nparts,
-			     struct lexfs_objinfo *out, struct lexfs_err *err)
-{
-	char name[32], tmp[64];
-	int dfd = -1, fd = -1, rc = 0;
-	unsigned i;
-
-	if (nparts == 0) {
-		rc = lexfs_fail(err, LEXFS_E_TRANSACTION, EINVAL, "local: complete with no parts");
-		goto out;
-	}
-	dfd = openat(d->mpu_fd, m->id, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0) {
-		rc = fail_errno(err, errno, "multipart upload of", m->key);
-		goto out;
-	}
-	fd = new_temp(d, tmp, sizeof(tmp), m->key, err);
-	if (fd < 0) {
-		rc = fd;
-		fd = -1;
-		goto out;
-	}
-	for (i = 1; i <= nparts && rc == 0; i++) {
-		struct stat st;
-		int pfd;
-
-		snprintf(name, sizeof(name), "%u", i);
-		pfd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-		if (pfd < 0) {
-			rc = lexfs_fail(err, LEXFS_E_TRANSACTION, EINVAL,
-					"local: part %u of \"%.200s\" was never sent", i, m->key);
-			break;
-		}
-		if (fstat(pfd, &st) != 0)
-			rc = -errno;
-		else
-			rc = copy_range(pfd, 0, fd, (uint64_t)st.st_size);
-		close(pfd);
-		if (rc)
-			rc = fail_errno(err, -rc, "assemble", m->key);
-	}
-	if (rc) {
-		unlinkat(d->tmp_fd, tmp, 0);
-		goto out;
-	}
-	rc = commit_temp(d, m->key, fd, tmp, NULL, m->content_type, &m->meta, out, err);
-out:
-	if (fd >= 0)
-		close(fd);
-	if (dfd >= 0)
-		close(dfd);
-	mpu_rmdir(d, m);
-	mpu_free(m);
-	return rc;
-}
-
-static int local_mp_abort(lexfs_drv *d, lexfs_mpu *m, struct lexfs_err *err)
-{
-	mpu_rmdir(d, m);
-	mpu_free(m);
-	return 0;
-}
-
 /* ---- presign and controls --------------------------------------------------- */
 
 static int64_t now_s(void)
@@ -1898,7 +1428,7 @@ static int local_presign(lexfs_drv *d, const char *key, enum lexfs_method method
 	int rc;
 
 	*url = NULL;
-	rc = check_key(key, false, err);
+	rc = local_check_key(key, false, err);
 	if (rc)
 		return rc;
 	if (expires_s <= 0 || expires_s > d->presign_max)

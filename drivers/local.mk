@@ -8,4 +8,5 @@ liblexfs_a_SOURCES += \
 liblexfs_a_SOURCES += drivers/gcs.c
 AM_CPPFLAGS += -DHAVE_DRIVER_GCS
 # drv branch: the memory and local drivers.
-liblexfs_a_SOURCES += drivers/memory.c drivers/local.c
+liblexfs_a_SOURCES += drivers/memory.c drivers/local.c drivers/local_int.h \
+	drivers/local_list.c drivers/local_mpu.c

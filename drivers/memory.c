@@ -13,11 +13,13 @@
  *                  one, fails (0: off)
  *   errno=NAME     the error returned (EIO default; EIO and ETIMEDOUT are marked
  *                  retryable so the store retries them)
+ *   seed=N         seed the fault RNG, so a single-threaded run fails the same calls
+ *                  every time (tests)
  *   off            reset everything (tokens apply left to right)
  *
  * Open settings: base_url (default "mem://"), signing_key (secret; default a random
  * key per instance), presign_max_expiry (seconds, default 604800), fault_error_rate,
- * fault_latency_ms, fault_fail_after, fault_errno.
+ * fault_latency_ms, fault_fail_after, fault_errno, fault_seed.
  *
  * Controls: "fault" (above) and "verify_url" (value: a presigned URL; returns 0,
  * -EACCES or -ETIMEDOUT as urlsign_verify, with this instance's signing key).
@@ -55,6 +57,7 @@ struct mobj {
 };
 
 struct fault {
+	uint64_t seed; /* 0: keep the RNG as it is */
 	double error_rate;
 	unsigned latency_ms;
 	uint64_t fail_after;
@@ -321,6 +324,12 @@ static int fault_apply(struct fault *f, const char *name, const char *value)
 		f->fail_after = v;
 	} else if (strcmp(name, "errno") == 0) {
 		return parse_errno(value, &f->errnum);
+	} else if (strcmp(name, "seed") == 0) {
+		unsigned long long v = strtoull(value, &end, 10);
+
+		if (errno || *end || value[0] == '-' || v == 0)
+			return -EINVAL;
+		f->seed = v;
 	} else {
 		return -EINVAL;
 	}
@@ -349,7 +358,7 @@ static int fault_parse(const char *spec, struct fault *f, char *why, size_t whyl
 		if (fault_apply(f, tok, eq) != 0) {
 			snprintf(why, whylen,
 				 "bad fault setting \"%.60s\" (expected error_rate=0..1, "
-				 "latency_ms=N, fail_after=N, errno=NAME or off)",
+				 "latency_ms=N, fail_after=N, errno=NAME, seed=N or off)",
 				 tok);
 			return -EINVAL;
 		}
@@ -441,6 +450,7 @@ static int mem_open(const struct lexfs_driver_conf *conf, lexfs_drv **out,
 		{ "fault_latency_ms", "latency_ms" },
 		{ "fault_fail_after", "fail_after" },
 		{ "fault_errno", "errno" },
+		{ "fault_seed", "seed" },
 	};
 	char why[256];
 	const char *v;
@@ -508,6 +518,9 @@ static int mem_open(const struct lexfs_driver_conf *conf, lexfs_drv **out,
 				goto fail;
 			}
 		}
+		if (d->fault.seed)
+			d->rng = d->fault.seed;
+		d->fault.seed = 0;
 	} else {
 		d->presign_max = 604800;
 	}
@@ -1110,6 +1123,9 @@ static int mem_control(lexfs_drv *d, const char *name, const char *value,
 		if (fault_parse(value, &f, why, sizeof(why)) != 0)
 			return lexfs_fail(err, LEXFS_E_STORAGE, EINVAL, "memory: %s", why);
 		pthread_mutex_lock(&d->lock);
+		if (f.seed)
+			d->rng = f.seed;
+		f.seed = 0;
 		d->fault = f;
 		pthread_mutex_unlock(&d->lock);
 		return 0;

@@ -117,8 +117,9 @@ static bool retry_wait(struct store *st, enum store_op op, int attempt, int ret,
 	return true;
 }
 
-/* Every wrapper: reset err, call, retry, account. `call` is an expression. */
-#define STORE_CALL(st, op, key, bytes, err, call)                                                  \
+/* Every wrapper: reset err, call, retry (when `retry`), account. `call` is an
+ * expression. */
+#define STORE_CALL_R(st, op, key, bytes, err, retry, call)                                         \
 	({                                                                                         \
 		struct lexfs_err _local;                                                           \
 		struct lexfs_err *_e = (err) ? (err) : &_local;                                    \
@@ -127,11 +128,16 @@ static bool retry_wait(struct store *st, enum store_op op, int attempt, int ret,
 		do {                                                                               \
 			lexfs_err_clear(_e);                                                       \
 			_ret = (call);                                                             \
-		} while (retry_wait((st), (op), _attempt++, _ret, _e));                            \
+		} while ((retry) && retry_wait((st), (op), _attempt++, _ret, _e));                 \
 		stat_add((st), (op), _ret, _ret >= 0 ? (bytes) : 0, _t0);                          \
 		trace((st), (op), (key), _ret, _e, _t0);                                           \
 		_ret;                                                                              \
 	})
+#define STORE_CALL(st, op, key, bytes, err, call) STORE_CALL_R(st, op, key, bytes, err, true, call)
+/* For calls that consume their handle (mp_complete, mp_abort free it even when
+ * they fail), so a second attempt would use freed memory. */
+#define STORE_CALL_ONCE(st, op, key, bytes, err, call)                                             \
+	STORE_CALL_R(st, op, key, bytes, err, false, call)
 
 static int missing(struct lexfs_err *err, struct store *st, const char *what)
 {
@@ -616,7 +622,7 @@ int store_mp_complete(struct store *st, store_mpu *m, unsigned nparts, struct le
 	int ret;
 
 	if (m->native) {
-		ret = STORE_CALL(st, STORE_OP_MP_COMPLETE, m->key, 0, err,
+		ret = STORE_CALL_ONCE(st, STORE_OP_MP_COMPLETE, m->key, 0, err,
 				 st->drv->mp_complete(st->inst, m->native, nparts, out, _e));
 		m->native = NULL; /* the driver freed it */
 		mpu_free(m);
@@ -657,7 +663,7 @@ int store_mp_abort(struct store *st, store_mpu *m, struct lexfs_err *err)
 	if (!m)
 		return 0;
 	if (m->native) {
-		ret = STORE_CALL(st, STORE_OP_MP_ABORT, m->key, 0, err,
+		ret = STORE_CALL_ONCE(st, STORE_OP_MP_ABORT, m->key, 0, err,
 				 st->drv->mp_abort(st->inst, m->native, _e));
 		m->native = NULL;
 	}

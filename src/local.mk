@@ -11,8 +11,6 @@ liblexfs_a_SOURCES += src/http.c src/sigv4.c src/sigv4.h
 # gcs: Google Cloud Storage signing and credentials
 liblexfs_a_SOURCES += src/gcs_sign.c src/gcs_sign.h
 liblexfs_a_SOURCES += src/gcs_auth.c src/gcs_auth.h
-# fs branch: the FUSE layer
-liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_xattr.c src/pathkey.c src/pathkey.h
 # cli: configuration, mount sources, the daemon's main()
 liblexfs_a_SOURCES += src/conf.c src/conf.h src/source.c src/source.h
 bin_PROGRAMS += lexfs
@@ -20,3 +18,5 @@ lexfs_SOURCES = src/main.c
 lexfs_LDADD = $(LEXFS_LIBS)
 # drv branch: presigned URLs of the local and memory drivers.
 liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
+# fs branch: the FUSE layer
+liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_xattr.c src/pathkey.c src/pathkey.h

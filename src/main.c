@@ -87,7 +87,7 @@ static void usage(FILE *fp)
 		"                        " SYSCONFDIR "/lexfs.conf; config=none reads none)\n"
 		"  -o uid=N,gid=N,umask=022   owner and mode of objects without metadata\n"
 		"  -o allow_other,allow_root,default_permissions,ro,auto_unmount\n"
-		"  -o entry_timeout=S,attr_timeout=S   kernel cache timeouts (default 1)\n"
+		"  -o entry_timeout=S,attr_timeout=S,negative_timeout=S   kernel caches (1, 1, 0)\n"
 		"  -o cache_dir=DIR,cache_size=SIZE,writeback=S   write-back cache\n"
 		"  -o presign_expiry=S   default expiry of user.lexfs.presigned_url (3600)\n"
 		"  -o max_file_size_mb=N,health_timeout=S,timeout=S,max_retries=N\n"
@@ -133,6 +133,35 @@ static int parse_o(const char *arg, struct settings *opts)
 	}
 	free(item);
 	return rc;
+}
+
+/* Overwrite the values of secret keys in an -o argument with '*', so they do not
+ * stay visible in /proc/PID/cmdline (ps) for the life of the daemon. */
+static void scrub_secrets(char *arg)
+{
+	char *p = arg;
+
+	while (*p != '\0') {
+		char *end = p, *eq = NULL;
+
+		while (*end != '\0' && !(*end == ',' && (end == arg || end[-1] != '\\'))) {
+			if (*end == '=' && eq == NULL)
+				eq = end;
+			end++;
+		}
+		if (eq != NULL) {
+			char key[128];
+			size_t klen = (size_t)(eq - p);
+
+			if (klen < sizeof(key)) {
+				memcpy(key, p, klen);
+				key[klen] = '\0';
+				if (settings_key_is_secret(key))
+					memset(eq + 1, '*', (size_t)(end - eq - 1));
+			}
+		}
+		p = *end ? end + 1 : end;
+	}
 }
 
 /* ---- the mount ------------------------------------------------------------- */
@@ -217,30 +246,29 @@ static int cache_dir_for(const struct lexfs_config *cfg, char *out, size_t outle
 	return mkdir_p(out, 0700);
 }
 
-/* What to fix, by error code, for a backend that failed to open or to answer. */
-static const char *hint_for(enum lexfs_code code)
+/* What to fix, by error code and errno, for a backend that failed to open or to
+ * answer its health check. */
+static const char *hint_for(enum lexfs_code code, int rc)
 {
-	switch (code) {
-	case LEXFS_E_NOTFOUND:
+	if (rc == -ENOENT || rc == -ENOTDIR || code == LEXFS_E_NOTFOUND)
 		return "check that the bucket, container or directory exists and is spelled "
 		       "right";
-	case LEXFS_E_PERMISSION:
-		return "check the credentials and that they may list and read the bucket";
-	case LEXFS_E_UNAVAILABLE:
+	if (rc == -EACCES || rc == -EPERM || code == LEXFS_E_PERMISSION)
+		return "check the credentials (or the directory's permissions) and that they "
+		       "allow listing and reading";
+	if (rc == -ETIMEDOUT || code == LEXFS_E_UNAVAILABLE)
 		return "check the endpoint, the network and that the service is running";
-	case LEXFS_E_UNSUPPORTED:
+	if (rc == -ENOTSUP || code == LEXFS_E_UNSUPPORTED)
 		return "use a driver this lexfs was built with (lexfs version lists them)";
-	case LEXFS_E_INVALID_PATH:
-		return "check the source and prefix";
-	default:
-		return "check the settings of the driver (lexfs(1), lexfs.conf.example)";
-	}
+	if (code == LEXFS_E_INVALID_PATH)
+		return "check the source and its prefix";
+	return "check the driver's settings (lexfs(1), lexfs.conf.example)";
 }
 
 static void say_err(const char *what, int rc, const struct lexfs_err *err)
 {
-	say("%s: LEXFS-%03d %s (%s): %s", what, (int)err->code,
-	    err->message[0] ? err->message : strerror(-rc), strerror(-rc), hint_for(err->code));
+	say("%s: LEXFS-%03d %s; to fix: %s", what, (int)err->code,
+	    err->message[0] ? err->message : strerror(-rc), hint_for(err->code, rc));
 }
 
 /* Escape ',' and '\' for a fuse -o value. */
@@ -303,7 +331,7 @@ static void mount_stack_destroy(struct mount_stack *ms)
 static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 			     const char *mountpoint, struct mount_stack *ms)
 {
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	struct store *st = NULL;
 	struct cache *cache = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -311,12 +339,12 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	int rc;
 
 	struct store_conf sc = {
-		.driver = cfg->driver,
-		.backend_name = "default",
-		.settings = &cfg->drv,
-		.plugin_dir = cfg->plugin_dir,
-		.timeout_ms = cfg->timeout_ms,
-		.max_retries = cfg->max_retries,
+	    .driver = cfg->driver,
+	    .backend_name = "default",
+	    .settings = &cfg->drv,
+	    .plugin_dir = cfg->plugin_dir,
+	    .timeout_ms = cfg->timeout_ms,
+	    .max_retries = cfg->max_retries,
 	};
 	rc = store_create(&sc, &st, &err);
 	if (rc < 0) {
@@ -338,15 +366,15 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		return EXIT_USAGE;
 	}
 	struct cache_conf cc = {
-		.dir = cdir,
-		.size_limit = cfg->cache_size,
-		.writeback_s = cfg->writeback_s,
-		.upload_concurrency = cfg->upload_concurrency,
-		.part_size = cfg->part_size,
-		.max_file_size = cfg->max_file_size,
-		.readahead_max = cfg->readahead_max,
-		.stat_ttl_ms = cfg->stat_ttl_ms,
-		.list_ttl_ms = cfg->list_ttl_ms,
+	    .dir = cdir,
+	    .size_limit = cfg->cache_size,
+	    .writeback_s = cfg->writeback_s,
+	    .upload_concurrency = cfg->upload_concurrency,
+	    .part_size = cfg->part_size,
+	    .max_file_size = cfg->max_file_size,
+	    .readahead_max = cfg->readahead_max,
+	    .stat_ttl_ms = cfg->stat_ttl_ms,
+	    .list_ttl_ms = cfg->list_ttl_ms,
 	};
 	rc = cache_create(&cc, &st, &cache); /* takes st */
 	if (rc < 0) {
@@ -355,15 +383,16 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	}
 	struct store *store_ref = cache_store(cache); /* owned by the cache */
 	struct fs_conf fc = {
-		.prefix = cfg->prefix,
-		.uid = cfg->uid,
-		.gid = cfg->gid,
-		.umask = cfg->umask,
-		.entry_timeout = cfg->entry_timeout,
-		.attr_timeout = cfg->attr_timeout,
-		.presign_expiry_s = cfg->presign_expiry_s,
-		.max_file_size = cfg->max_file_size,
-		.read_only = cfg->read_only,
+	    .prefix = cfg->prefix,
+	    .uid = cfg->uid,
+	    .gid = cfg->gid,
+	    .umask = cfg->umask,
+	    .entry_timeout = cfg->entry_timeout,
+	    .attr_timeout = cfg->attr_timeout,
+	    .negative_timeout = cfg->negative_timeout,
+	    .presign_expiry_s = cfg->presign_expiry_s,
+	    .max_file_size = cfg->max_file_size,
+	    .read_only = cfg->read_only,
 	};
 	rc = fs_create(&fc, &cache, &ms->fs); /* takes cache */
 	if (rc < 0) {
@@ -469,8 +498,8 @@ static int cmd_mount(int argc, char **argv)
 {
 	struct lexfs_config cfg;
 	struct settings opts;
-	struct mount_stack ms = { 0 };
-	const char *pos[3] = { NULL };
+	struct mount_stack ms = {0};
+	const char *pos[3] = {NULL};
 	char msg[1024], mnt[PATH_MAX];
 	int npos = 0, i, rc, ret = EXIT_USAGE, notify = -1;
 	struct stat sb;
@@ -494,8 +523,10 @@ static int cmd_mount(int argc, char **argv)
 				goto out;
 			}
 			rc = parse_o(argv[++i], &opts);
+			scrub_secrets(argv[i]);
 		} else if (strncmp(a, "-o", 2) == 0) {
 			rc = parse_o(a + 2, &opts);
+			scrub_secrets(argv[i] + 2);
 		} else if (a[0] == '-' && a[1] != '\0') {
 			say("unknown option %s (see lexfs --help)", a);
 			goto out;
@@ -518,9 +549,9 @@ static int cmd_mount(int argc, char **argv)
 	}
 
 	struct config_input in = {
-		.source = npos == 2 ? pos[0] : NULL,
-		.opts = &opts,
-		.env = environ,
+	    .source = npos == 2 ? pos[0] : NULL,
+	    .opts = &opts,
+	    .env = environ,
 	};
 	rc = config_load(&in, &cfg, msg, sizeof(msg));
 	if (rc < 0) {
@@ -608,8 +639,10 @@ static int sub_parse(int argc, char **argv, struct sub_args *sa, own_opt_fn own,
 		}
 		if (strcmp(a, "-o") == 0 && i + 1 < argc) {
 			rc = parse_o(argv[++i], &sa->opts);
+			scrub_secrets(argv[i]);
 		} else if (strncmp(a, "-o", 2) == 0 && a[2] != '\0') {
 			rc = parse_o(a + 2, &sa->opts);
+			scrub_secrets(argv[i] + 2);
 		} else if (strcmp(a, "--source") == 0 && i + 1 < argc) {
 			sa->source = argv[++i];
 			rc = 0;
@@ -676,10 +709,10 @@ missing:
 
 static int cmd_presign(int argc, char **argv)
 {
-	struct presign_ctx ctx = { .method = LEXFS_GET };
-	struct sub_args sa = { 0 };
+	struct presign_ctx ctx = {.method = LEXFS_GET};
+	struct sub_args sa = {0};
 	struct lexfs_config cfg;
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	struct store *st = NULL;
 	char msg[1024], *key = NULL, *url = NULL;
 	int rc, ret = EXIT_USAGE;
@@ -696,7 +729,7 @@ static int cmd_presign(int argc, char **argv)
 		say("presign: %s", msg);
 		goto out;
 	}
-	struct config_input in = { .source = sa.source, .opts = &sa.opts, .env = environ };
+	struct config_input in = {.source = sa.source, .opts = &sa.opts, .env = environ};
 	rc = config_load(&in, &cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		say("%s", msg);
@@ -709,12 +742,12 @@ static int cmd_presign(int argc, char **argv)
 	snprintf(key, klen, "%s%s", cfg.prefix, sa.positional);
 
 	struct store_conf sc = {
-		.driver = cfg.driver,
-		.backend_name = "default",
-		.settings = &cfg.drv,
-		.plugin_dir = cfg.plugin_dir,
-		.timeout_ms = cfg.timeout_ms,
-		.max_retries = cfg.max_retries,
+	    .driver = cfg.driver,
+	    .backend_name = "default",
+	    .settings = &cfg.drv,
+	    .plugin_dir = cfg.plugin_dir,
+	    .timeout_ms = cfg.timeout_ms,
+	    .max_retries = cfg.max_retries,
 	};
 	rc = store_create(&sc, &st, &err);
 	if (rc < 0) {
@@ -748,7 +781,7 @@ out:
 
 static int cmd_verify_url(int argc, char **argv)
 {
-	struct sub_args sa = { 0 };
+	struct sub_args sa = {0};
 	struct lexfs_config cfg;
 	enum lexfs_method method = LEXFS_GET;
 	char msg[1024], *key = NULL, *filekey = NULL, *objkey = NULL;
@@ -763,7 +796,7 @@ static int cmd_verify_url(int argc, char **argv)
 		say("verify-url: which URL? (lexfs verify-url URL)");
 		goto out;
 	}
-	struct config_input in = { .source = sa.source, .opts = &sa.opts, .env = environ };
+	struct config_input in = {.source = sa.source, .opts = &sa.opts, .env = environ};
 	rc = config_load(&in, &cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		say("%s", msg);
@@ -826,7 +859,8 @@ static void print_json(const char *path, json_t *v, int depth)
 	char sub[512];
 
 	if (json_is_object(v)) {
-		json_object_foreach(v, k, child) {
+		json_object_foreach(v, k, child)
+		{
 			snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "", k);
 			print_json(sub, child, depth + 1);
 		}

@@ -15,6 +15,12 @@ tests_unit_sigv4_dump_LDADD = $(LEXFS_LIBS)
 noinst_PROGRAMS += tests/unit/gcs_sign_dump
 tests_unit_gcs_sign_dump_SOURCES = tests/unit/gcs_sign_dump.c
 tests_unit_gcs_sign_dump_LDADD = $(LEXFS_LIBS)
+# cli: configuration and mount-source unit tests
+UNIT_TESTS += tests/unit/config_test tests/unit/source_test
+tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
+tests_unit_config_test_LDADD = $(LEXFS_LIBS)
+tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
+tests_unit_source_test_LDADD = $(LEXFS_LIBS)
 # cache: the cache on the memory driver (tests/unit/cache_test.c)
 check_PROGRAMS += tests/unit/cache_test
 TESTS += tests/unit/cache_test
@@ -25,20 +31,14 @@ noinst_PROGRAMS += lexfs-storetool
 lexfs_storetool_SOURCES = tests/storetool.c
 lexfs_storetool_LDADD = $(LEXFS_LIBS)
 
-check_PROGRAMS += tests/unit/urlsign_test tests/unit/local_test
-TESTS += tests/unit/urlsign_test tests/unit/local_test
+check_PROGRAMS += tests/unit/urlsign_test tests/unit/local_test tests/unit/drivers_mt_test
+TESTS += tests/unit/urlsign_test tests/unit/local_test tests/unit/drivers_mt_test
+tests_unit_drivers_mt_test_SOURCES = tests/unit/drivers_mt_test.c
+tests_unit_drivers_mt_test_LDADD = $(LEXFS_LIBS)
 tests_unit_urlsign_test_SOURCES = tests/unit/urlsign_test.c
 tests_unit_urlsign_test_LDADD = $(LEXFS_LIBS)
 tests_unit_local_test_SOURCES = tests/unit/local_test.c
 tests_unit_local_test_LDADD = $(LEXFS_LIBS)
-# cli: configuration and mount-source unit tests
-UNIT_TESTS += tests/unit/config_test tests/unit/source_test
-check_PROGRAMS += tests/unit/config_test tests/unit/source_test
-TESTS += tests/unit/config_test tests/unit/source_test
-tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
-tests_unit_config_test_LDADD = $(LEXFS_LIBS)
-tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
-tests_unit_source_test_LDADD = $(LEXFS_LIBS)
 # fs: path <-> key helpers
 check_PROGRAMS += tests/unit/pathkey_test
 TESTS += tests/unit/pathkey_test
