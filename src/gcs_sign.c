@@ -14,6 +14,7 @@
 #include "src/buf.h"
 #include "src/crypto.h"
 #include "src/gcs_sign.h"
+#include "src/http.h"
 
 #define GCS_V4_ALGO "GOOG4-RSA-SHA256"
 #define GCS_V4_MAX_EXPIRES 604800 /* seven days, Google's limit */
@@ -99,31 +100,6 @@ out:
 	free(s);
 	EVP_MD_CTX_free(ctx);
 	return ret;
-}
-
-char *gcs_encode(const char *s, bool keep_slash)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	size_t n = strlen(s);
-	char *out = malloc(3 * n + 1);
-	char *p = out;
-
-	if (!out)
-		return NULL;
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
-
-		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		    c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/')) {
-			*p++ = (char)c;
-		} else {
-			*p++ = '%';
-			*p++ = hex[c >> 4];
-			*p++ = hex[c & 15];
-		}
-	}
-	*p = '\0';
-	return out;
 }
 
 /* Base64url of a JSON text (JWT segment), appended to b. */
@@ -385,22 +361,22 @@ int gcs_v4_sign(const struct gcs_key *k, const struct gcs_v4_req *req, struct gc
 	snprintf(num, sizeof(num), "%lld", (long long)req->expires);
 	if (!credential ||
 	    add_canon(qry, &nqry, strdup("X-Goog-Algorithm"), strdup(GCS_V4_ALGO)) ||
-	    add_canon(qry, &nqry, strdup("X-Goog-Credential"), gcs_encode(credential, false)) ||
+	    add_canon(qry, &nqry, strdup("X-Goog-Credential"), http_uri_encode(credential, false)) ||
 	    add_canon(qry, &nqry, strdup("X-Goog-Date"), strdup(stamp)) ||
 	    add_canon(qry, &nqry, strdup("X-Goog-Expires"), strdup(num)) ||
 	    add_canon(qry, &nqry, strdup("X-Goog-SignedHeaders"),
-		      gcs_encode(buf_cstr(&signed_hdrs), false)))
+		      http_uri_encode(buf_cstr(&signed_hdrs), false)))
 		goto out;
 	for (size_t i = 0; i < req->nquery; i++)
-		if (add_canon(qry, &nqry, gcs_encode(req->query[i].name, false),
-			      gcs_encode(req->query[i].value, false)))
+		if (add_canon(qry, &nqry, http_uri_encode(req->query[i].name, false),
+			      http_uri_encode(req->query[i].value, false)))
 			goto out;
 	qsort(qry, nqry, sizeof(*qry), canon_cmp);
 	for (size_t i = 0; i < nqry; i++)
 		if (buf_addf(&query, "%s%s=%s", i ? "&" : "", qry[i].name, qry[i].value))
 			goto out;
 
-	path = gcs_encode(req->path, true);
+	path = http_uri_encode(req->path, true);
 	if (!path)
 		goto out;
 	if (buf_addf(&canonical, "%s\n%s\n%s\n", req->method, path, buf_cstr(&query)))

@@ -1,6 +1,6 @@
 /* gcs_sign.h - Google Cloud Storage signing: service-account keys, RS256, V4 URLs.
  *
- * Pure OpenSSL, no network: the pieces of Google's auth that can be checked
+ * OpenSSL only, no network: the pieces of Google's auth that can be checked
  * byte for byte (Google's signingV4Tests conformance vectors, see
  * tests/test_gcs_vectors.py). The token flows that use HTTP live in gcs_auth.c.
  *
@@ -83,9 +83,5 @@ struct gcs_v4_out {
  * -ENOMEM or -EIO. */
 int gcs_v4_sign(const struct gcs_key *k, const struct gcs_v4_req *req, struct gcs_v4_out *out);
 void gcs_v4_out_free(struct gcs_v4_out *o);
-
-/* RFC 3986 percent-encoding (unreserved set kept; '/' kept when keep_slash), as
- * the V4 canonical forms want it. Caller frees; NULL on ENOMEM. */
-char *gcs_encode(const char *s, bool keep_slash);
 
 #endif
