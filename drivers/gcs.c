@@ -19,21 +19,7 @@
  *   set_meta  PATCH  /storage/v1/b/B/o/K?ifMetagenerationMatch=M
  *   presign   V4 signed URL on the endpoint's host (src/gcs_sign.c)
  *
- * Multipart = one resumable session. A session takes bytes in order, in chunks
- * that are multiples of 256 KiB (except the last), so:
- *
- *   state of a session (guarded by mpu->lock)
- *     sent        bytes committed by the server
- *     tail        < 256 KiB received but not sent (the unaligned end of the parts
- *                 so far); sent + tail.len == bytes of parts 1..next_part-1
- *     next_part   the part that may go up now; later parts wait in `pend`
- *                 (copied), earlier ones are re-sends of committed bytes (ignored)
- *   complete      sends tail as the final chunk with the total size
- *
- * A chunk that fails (transport error, 408/429/5xx) is not re-sent blindly: the
- * session is asked for its committed size ("bytes * / *" -> 308 Range) and only the
- * rest goes up again (session_put), so a failure costs a chunk, not the upload.
- * Such requests are sent with no_retry: the HTTP layer would re-send the whole chunk.
+ * Uploads and resumable sessions live in gcs_upload.c; shared pieces in gcs_int.h.
  */
 #include "config.h"
 
@@ -50,6 +36,7 @@
 
 #include "drivers/builtin.h"
 #include "drivers/driver.h"
+#include "drivers/gcs_int.h"
 #include "src/buf.h"
 #include "src/crypto.h"
 #include "src/gcs_auth.h"
@@ -57,59 +44,27 @@
 #include "src/http.h"
 #include "src/log.h"
 
-#define GCS_ALIGN (256u * 1024)             /* resumable chunk granularity */
-#define GCS_SIMPLE_MAX (8u * 1024 * 1024)   /* larger uploads use a session */
-#define GCS_CHUNK (16u * 1024 * 1024)       /* chunk of a whole-object upload */
 #define GCS_MAX_EXPIRES 604800
 #define GCS_LIST_FIELDS "nextPageToken,prefixes,items(name,size,updated,etag,contentType,metadata)"
 #define GCS_REWRITE_MAX_CALLS 100000
 
-struct lexfs_drv {
-	char *bucket;
-	char *bucket_enc;
-	char *base;               /* scheme://authority */
-	char *kms;                /* NULL or CMEK key name */
-	struct gcs_endpoint ep;
-	struct http_client *http;
-	struct gcs_auth *auth;
-	int max_retries;
-};
-
-struct pending_part {
-	unsigned partno;
-	void *data;
-	size_t len;
-};
-
-struct lexfs_mpu {
-	pthread_mutex_t lock; /* guards everything below */
-	char *key;
-	char *session;        /* session URI (secret-ish: never logged) */
-	uint64_t sent;
-	struct buf tail;
-	unsigned next_part;
-	struct pending_part *pend;
-	size_t npend;
-};
-
 /* ---------- small helpers ---------- */
 
-static char *enc(const char *s)
+char *gcs_enc(const char *s)
 {
 	return http_uri_encode(s, false);
 }
 
 /* URL of an object (or of the bucket's objects when key is NULL) under prefix
  * "/storage/v1" or "/upload/storage/v1"; caller frees. */
-static char *obj_url(const struct lexfs_drv *d, const char *api, const char *key,
-		     const char *query)
+char *gcs_obj_url(const struct lexfs_drv *d, const char *api, const char *key, const char *query)
 {
 	struct buf b = BUF_INIT(0);
 	char *k = NULL;
 	int ret;
 
 	if (key) {
-		k = enc(key);
+		k = gcs_enc(key);
 		if (!k)
 			return NULL;
 	}
@@ -124,8 +79,8 @@ static char *obj_url(const struct lexfs_drv *d, const char *api, const char *key
 }
 
 /* Perform with the bearer token; one more try with a fresh token after a 401. */
-static int gcs_perform(struct lexfs_drv *d, struct http_req *req, struct http_resp *resp,
-		       struct lexfs_err *err)
+int gcs_perform(struct lexfs_drv *d, struct http_req *req, struct http_resp *resp,
+		struct lexfs_err *err)
 {
 	for (int attempt = 0;; attempt++) {
 		char *auth = NULL;
@@ -155,8 +110,8 @@ static int gcs_perform(struct lexfs_drv *d, struct http_req *req, struct http_re
 
 /* Map a non-2xx response: the JSON error's first reason (or XML <Code>) and message
  * go through lexfs_http_error. Returns -errno. */
-static int gcs_error(const struct http_resp *resp, const char *what, const char *key,
-		     struct lexfs_err *err)
+int gcs_error(const struct http_resp *resp, const char *what, const char *key,
+	      struct lexfs_err *err)
 {
 	char reason[64] = "", msg[200] = "";
 	json_t *j = NULL, *e;
@@ -167,8 +122,8 @@ static int gcs_error(const struct http_resp *resp, const char *what, const char 
 		j = json_loadb(resp->body.data, resp->body.len, 0, NULL);
 	e = json_object_get(j, "error");
 	if (json_is_object(e)) {
-		s = json_string_value(json_object_get(json_array_get(json_object_get(e, "errors"), 0),
-						      "reason"));
+		s = json_string_value(
+		    json_object_get(json_array_get(json_object_get(e, "errors"), 0), "reason"));
 		if (s)
 			snprintf(reason, sizeof(reason), "%s", s);
 		s = json_string_value(json_object_get(e, "message"));
@@ -183,8 +138,8 @@ static int gcs_error(const struct http_resp *resp, const char *what, const char 
 	}
 	json_decref(j);
 	if (resp->status >= 200 && resp->status < 300)
-		return lexfs_fail(err, LEXFS_E_STORAGE, EIO, "gcs: %s %.100s: unexpected reply", what,
-				  key ? key : "");
+		return lexfs_fail(err, LEXFS_E_STORAGE, EIO, "gcs: %s %.100s: unexpected reply",
+				  what, key ? key : "");
 	ret = lexfs_http_error(resp->status, reason, msg, err);
 	if (!ret)
 		ret = -EIO;
@@ -196,14 +151,14 @@ static int gcs_error(const struct http_resp *resp, const char *what, const char 
 	return ret;
 }
 
-static json_t *resp_json(const struct http_resp *resp)
+json_t *gcs_resp_json(const struct http_resp *resp)
 {
 	if (!resp->body.len)
 		return NULL;
 	return json_loadb(resp->body.data, resp->body.len, 0, NULL);
 }
 
-static uint64_t json_u64(json_t *o, const char *name)
+uint64_t gcs_json_u64(json_t *o, const char *name)
 {
 	json_t *v = json_object_get(o, name);
 	const char *s = json_string_value(v);
@@ -214,13 +169,13 @@ static uint64_t json_u64(json_t *o, const char *name)
 }
 
 /* Object resource -> objinfo (key not set). 0 or -ENOMEM. */
-static int fill_info(json_t *r, struct lexfs_objinfo *out)
+int gcs_fill_info(json_t *r, struct lexfs_objinfo *out)
 {
 	const char *s, *name;
 	json_t *meta, *v;
 	int64_t t;
 
-	out->size = json_u64(r, "size");
+	out->size = gcs_json_u64(r, "size");
 	s = json_string_value(json_object_get(r, "updated"));
 	t = s ? http_parse_iso8601(s) : -1;
 	out->mtime = t > 0 ? t : 0;
@@ -229,7 +184,7 @@ static int fill_info(json_t *r, struct lexfs_objinfo *out)
 	s = json_string_value(json_object_get(r, "contentType"));
 	snprintf(out->content_type, sizeof(out->content_type), "%s", s ? s : "");
 	meta = json_object_get(r, "metadata");
-	json_object_foreach(meta, name, v) {
+	json_object_foreach (meta, name, v) {
 		s = json_string_value(v);
 		if (s && meta_set(&out->meta, name, s))
 			return -ENOMEM;
@@ -239,7 +194,7 @@ static int fill_info(json_t *r, struct lexfs_objinfo *out)
 }
 
 /* {"name":..., "contentType":..., "metadata":{...}} as text; caller frees. */
-static char *resource_json(const char *key, const struct lexfs_put_opts *opts, bool with_meta)
+char *gcs_resource_json(const char *key, const struct lexfs_put_opts *opts, bool with_meta)
 {
 	json_t *o = json_object(), *m;
 	char *s = NULL;
@@ -267,14 +222,14 @@ out:
 }
 
 /* "&kmsKeyName=..." for uploads when CMEK is configured (into out, may be ""). */
-static int kms_query(const struct lexfs_drv *d, const char *param, struct buf *out)
+int gcs_kms_query(const struct lexfs_drv *d, const char *param, struct buf *out)
 {
 	char *k;
 	int ret;
 
 	if (!d->kms)
 		return 0;
-	k = enc(d->kms);
+	k = gcs_enc(d->kms);
 	if (!k)
 		return -ENOMEM;
 	ret = buf_addf(out, "&%s=%s", param, k);
@@ -282,7 +237,7 @@ static int kms_query(const struct lexfs_drv *d, const char *param, struct buf *o
 	return ret;
 }
 
-static void sleep_backoff(int attempt)
+void gcs_sleep_backoff(int attempt)
 {
 	unsigned r = 0;
 	long cap = 100L << (attempt < 6 ? attempt : 6);
@@ -339,8 +294,8 @@ static int gcs_open(const struct lexfs_driver_conf *conf, lexfs_drv **out, struc
 {
 	const struct settings *s = conf->settings;
 	const char *bucket, *endpoint, *creds, *kms, *emu;
-	struct gcs_auth_conf ac = { 0 };
-	struct http_conf hc = { 0 };
+	struct gcs_auth_conf ac = {0};
+	struct http_conf hc = {0};
 	struct lexfs_drv *d;
 	char why[256];
 	bool anonymous = false;
@@ -364,15 +319,16 @@ static int gcs_open(const struct lexfs_driver_conf *conf, lexfs_drv **out, struc
 		return -ENOMEM;
 	emu = getenv("STORAGE_EMULATOR_HOST");
 	if (gcs_endpoint_resolve(endpoint, emu, &d->ep)) {
-		ret = lexfs_fail(err, LEXFS_E_STORAGE, EINVAL,
-				 "gcs: endpoint \"%.100s\" (%s) is not [http[s]://]host[:port]",
-				 endpoint ? endpoint : emu,
-				 endpoint ? settings_origin(s, "endpoint") : "STORAGE_EMULATOR_HOST");
+		ret =
+		    lexfs_fail(err, LEXFS_E_STORAGE, EINVAL,
+			       "gcs: endpoint \"%.100s\" (%s) is not [http[s]://]host[:port]",
+			       endpoint ? endpoint : emu,
+			       endpoint ? settings_origin(s, "endpoint") : "STORAGE_EMULATOR_HOST");
 		goto fail;
 	}
 	ret = -ENOMEM;
 	d->bucket = strdup(bucket);
-	d->bucket_enc = enc(bucket);
+	d->bucket_enc = gcs_enc(bucket);
 	d->kms = kms && *kms ? strdup(kms) : NULL;
 	if (!d->bucket || !d->bucket_enc || (kms && *kms && !d->kms) ||
 	    buf_addf(&b, "%s://%s", d->ep.scheme, d->ep.authority))
@@ -425,332 +381,6 @@ static int gcs_health(lexfs_drv *d, int timeout_ms, struct lexfs_err *err)
 	}
 	http_req_free(&req);
 	http_resp_free(&resp);
-	return ret;
-}
-
-/* ---------- resumable sessions ---------- */
-
-/* Start a session for key; *session: caller frees. */
-static int session_start(struct lexfs_drv *d, const char *key, const struct lexfs_put_opts *opts,
-			 char **session, struct lexfs_err *err)
-{
-	struct http_req req;
-	struct http_resp resp;
-	struct lexfs_src body = { 0 };
-	struct buf q = BUF_INIT(0);
-	char *json, *url;
-	const char *loc;
-	int ret;
-
-	*session = NULL;
-	json = resource_json(key, opts, opts && opts->meta);
-	if (!json || buf_adds(&q, "uploadType=resumable") || kms_query(d, "kmsKeyName", &q)) {
-		free(json);
-		buf_free(&q);
-		return -ENOMEM;
-	}
-	url = obj_url(d, "/upload/storage/v1", NULL, buf_cstr(&q));
-	buf_free(&q);
-	if (!url) {
-		free(json);
-		return -ENOMEM;
-	}
-	http_req_init(&req, "POST", url);
-	http_resp_init(&resp);
-	req.trace_key = key;
-	body.buf = json;
-	body.len = strlen(json);
-	req.body = &body;
-	ret = http_headers_set(&req.headers, "Content-Type", "application/json; charset=UTF-8");
-	if (!ret && opts && opts->content_type)
-		ret = http_headers_set(&req.headers, "X-Upload-Content-Type", opts->content_type);
-	if (!ret)
-		ret = gcs_perform(d, &req, &resp, err);
-	if (!ret && resp.status != 200 && resp.status != 201)
-		ret = gcs_error(&resp, "resumable start", key, err);
-	if (!ret) {
-		loc = http_headers_get(&resp.headers, "location");
-		if (!loc || !*loc)
-			ret = lexfs_fail(err, LEXFS_E_STORAGE, EIO,
-					 "gcs: resumable start %.100s: no session Location", key);
-		else
-			*session = strdup(loc);
-		if (!ret && !*session)
-			ret = -ENOMEM;
-	}
-	free(json);
-	http_req_free(&req);
-	http_resp_free(&resp);
-	return ret;
-}
-
-/* Committed size from a 308 reply's "Range: bytes=0-N" (0 when absent). */
-static int committed_of(const struct http_resp *resp, uint64_t *out)
-{
-	const char *r = http_headers_get(&resp->headers, "range");
-	const char *dash;
-	char *end;
-	uint64_t n;
-
-	*out = 0;
-	if (!r)
-		return 0;
-	dash = strchr(r, '-');
-	if (strncmp(r, "bytes=0-", 8) || !dash)
-		return -EIO;
-	n = strtoull(dash + 1, &end, 10);
-	if (end == dash + 1 || (*end && *end != ' '))
-		return -EIO;
-	*out = n + 1;
-	return 0;
-}
-
-/* One PUT to the session. range: "bytes A-B/T", "bytes * /T" or "bytes * / *". */
-static int session_request(struct lexfs_drv *d, const char *session, const char *key,
-			   const struct lexfs_src *body, const char *range, struct http_resp *resp,
-			   struct lexfs_err *err)
-{
-	struct http_req req;
-	char *url = strdup(session);
-	int ret;
-
-	if (!url)
-		return -ENOMEM;
-	http_req_init(&req, "PUT", url);
-	req.trace_key = key;
-	req.body = body;
-	req.no_retry = true; /* a failed chunk is resumed, not re-sent whole */
-	ret = http_headers_set(&req.headers, "Content-Range", range);
-	if (!ret)
-		ret = gcs_perform(d, &req, resp, err);
-	http_req_free(&req);
-	return ret;
-}
-
-static bool transient_status(int status)
-{
-	return status == 408 || status == 429 || status >= 500;
-}
-
-/*
- * Send src as bytes [start, start + src->len) of the session; total is the object's
- * size when this is the last chunk, else UINT64_MAX. On a failure the committed
- * size is asked for and only what is missing is sent again. *final (may be NULL)
- * gets the object resource when the upload completed. 0 or -errno.
- */
-static int session_put(struct lexfs_drv *d, const char *session, const char *key,
-		       const struct lexfs_src *src, uint64_t start, uint64_t total,
-		       json_t **final, struct lexfs_err *err)
-{
-	uint64_t end = start + src->len, pos = start, committed;
-	int failures = 0, ret = 0;
-	char range[96];
-
-	if (final)
-		*final = NULL;
-	for (;;) {
-		struct lexfs_src sub = *src;
-		struct http_resp resp;
-		bool failed = false;
-
-		sub.len = end - pos;
-		if (sub.buf)
-			sub.buf = (const char *)src->buf + (pos - start);
-		else
-			sub.off = src->off + (off_t)(pos - start);
-		if (sub.len == 0 && total != UINT64_MAX)
-			snprintf(range, sizeof(range), "bytes */%" PRIu64, total);
-		else if (total != UINT64_MAX)
-			snprintf(range, sizeof(range), "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, pos,
-				 end - 1, total);
-		else if (sub.len == 0)
-			return 0;
-		else
-			snprintf(range, sizeof(range), "bytes %" PRIu64 "-%" PRIu64 "/*", pos,
-				 end - 1);
-		http_resp_init(&resp);
-		ret = session_request(d, session, key, &sub, range, &resp, err);
-		if (ret == -ENOMEM || ret == -EACCES) {
-			http_resp_free(&resp);
-			return ret;
-		}
-		if (ret) {
-			failed = true;
-		} else if (resp.status == 200 || resp.status == 201) {
-			if (final)
-				*final = resp_json(&resp);
-			http_resp_free(&resp);
-			return 0;
-		} else if (resp.status == 308) {
-			ret = committed_of(&resp, &committed);
-			if (!ret && committed >= end) {
-				http_resp_free(&resp);
-				return 0;
-			}
-			if (!ret && committed > pos)
-				pos = committed; /* partial progress: go on */
-			else
-				failed = true;
-		} else if (transient_status(resp.status)) {
-			failed = true;
-		} else {
-			ret = gcs_error(&resp, "upload chunk", key, err);
-			http_resp_free(&resp);
-			return ret;
-		}
-		http_resp_free(&resp);
-		if (!failed)
-			continue;
-
-		/* Ask the session how far it got, then send the rest. */
-		for (;;) {
-			if (++failures > d->max_retries)
-				return lexfs_fail(err, LEXFS_E_UNAVAILABLE, EIO,
-						  "gcs: upload of %.100s failed at offset %" PRIu64
-						  " after %d attempts", key, pos, failures);
-			sleep_backoff(failures);
-			http_resp_init(&resp);
-			ret = session_request(d, session, key, NULL, "bytes */*", &resp, err);
-			if (!ret && (resp.status == 200 || resp.status == 201)) {
-				if (final)
-					*final = resp_json(&resp);
-				http_resp_free(&resp);
-				return 0;
-			}
-			if (!ret && resp.status == 308 && !committed_of(&resp, &committed)) {
-				http_resp_free(&resp);
-				break;
-			}
-			if (!ret && !transient_status(resp.status)) {
-				ret = gcs_error(&resp, "upload status", key, err);
-				http_resp_free(&resp);
-				return ret;
-			}
-			http_resp_free(&resp);
-		}
-		if (committed < start || committed > end)
-			return lexfs_fail(err, LEXFS_E_STORAGE, EIO,
-					  "gcs: upload of %.100s: session committed %" PRIu64
-					  " bytes, outside this chunk [%" PRIu64 ", %" PRIu64 ")",
-					  key, committed, start, end);
-		log_notice("gcs: upload chunk of %.100s failed; session has %" PRIu64
-			   " bytes, resuming from there", key, committed);
-		pos = committed;
-		if (pos == end && total == UINT64_MAX)
-			return 0;
-	}
-}
-
-static void session_cancel(struct lexfs_drv *d, const char *session, const char *key)
-{
-	struct http_req req;
-	struct http_resp resp;
-	char *url = strdup(session);
-
-	if (!url)
-		return;
-	http_req_init(&req, "DELETE", url);
-	http_resp_init(&resp);
-	req.trace_key = key;
-	if (gcs_perform(d, &req, &resp, NULL) == 0 && resp.status != 499 && resp.status != 204 &&
-	    resp.status != 200 && resp.status != 404)
-		log_debug("gcs: cancel of upload %.100s -> HTTP %d", key, resp.status);
-	http_req_free(&req);
-	http_resp_free(&resp);
-}
-
-/* ---------- upload ---------- */
-
-static int upload_multipart(struct lexfs_drv *d, const char *key, const struct lexfs_src *src,
-			    const struct lexfs_put_opts *opts, json_t **res, struct lexfs_err *err)
-{
-	struct http_req req;
-	struct http_resp resp;
-	struct lexfs_src body = { 0 };
-	struct buf b = BUF_INIT(0), q = BUF_INIT(0);
-	uint8_t rnd[12];
-	char boundary[64], hex[25], ctype[128], *json = NULL, *url = NULL, *data = NULL;
-	int ret = -ENOMEM;
-
-	*res = NULL;
-	if (crypto_random(rnd, sizeof(rnd)))
-		return -EIO;
-	crypto_hex(rnd, sizeof(rnd), hex);
-	snprintf(boundary, sizeof(boundary), "lexfs_%s", hex);
-	json = resource_json(key, opts, opts && opts->meta);
-	data = malloc(src->len ? src->len : 1);
-	if (!json || !data)
-		goto out;
-	ret = src_read(src, 0, data, src->len);
-	if (ret)
-		goto out;
-	ret = -ENOMEM;
-	if (buf_addf(&b, "--%s\r\nContent-Type: application/json; charset=UTF-8\r\n\r\n%s\r\n"
-		     "--%s\r\nContent-Type: %s\r\n\r\n", boundary, json, boundary,
-		     opts && opts->content_type ? opts->content_type : "application/octet-stream") ||
-	    buf_add(&b, data, src->len) || buf_addf(&b, "\r\n--%s--\r\n", boundary))
-		goto out;
-	if (buf_adds(&q, "uploadType=multipart") || kms_query(d, "kmsKeyName", &q))
-		goto out;
-	url = obj_url(d, "/upload/storage/v1", NULL, buf_cstr(&q));
-	if (!url)
-		goto out;
-	http_req_init(&req, "POST", url);
-	http_resp_init(&resp);
-	req.trace_key = key;
-	body.buf = b.data;
-	body.len = b.len;
-	req.body = &body;
-	snprintf(ctype, sizeof(ctype), "multipart/related; boundary=%s", boundary);
-	ret = http_headers_set(&req.headers, "Content-Type", ctype);
-	if (!ret)
-		ret = gcs_perform(d, &req, &resp, err);
-	if (!ret && resp.status != 200)
-		ret = gcs_error(&resp, "upload", key, err);
-	if (!ret)
-		*res = resp_json(&resp);
-	http_req_free(&req);
-	http_resp_free(&resp);
-out:
-	free(json);
-	free(data);
-	buf_free(&b);
-	buf_free(&q);
-	return ret;
-}
-
-static int gcs_upload(lexfs_drv *d, const char *key, const struct lexfs_src *src,
-		      const struct lexfs_put_opts *opts, struct lexfs_objinfo *out,
-		      struct lexfs_err *err)
-{
-	json_t *res = NULL;
-	char *session = NULL;
-	int ret;
-
-	if (src->len <= GCS_SIMPLE_MAX) {
-		ret = upload_multipart(d, key, src, opts, &res, err);
-	} else {
-		ret = session_start(d, key, opts, &session, err);
-		for (uint64_t pos = 0; !ret && pos < src->len; pos += GCS_CHUNK) {
-			struct lexfs_src part = *src;
-			uint64_t n = src->len - pos < GCS_CHUNK ? src->len - pos : GCS_CHUNK;
-			bool last = pos + n == src->len;
-
-			part.len = n;
-			if (part.buf)
-				part.buf = (const char *)src->buf + pos;
-			else
-				part.off = src->off + (off_t)pos;
-			ret = session_put(d, session, key, &part, pos, last ? src->len : UINT64_MAX,
-					  last ? &res : NULL, err);
-		}
-		if (ret && session)
-			session_cancel(d, session, key);
-	}
-	if (!ret && out && res)
-		ret = fill_info(res, out);
-	json_decref(res);
-	free(session);
 	return ret;
 }
 
@@ -814,10 +444,11 @@ static int dl_verify(struct dl_ctx *c, const struct http_resp *resp, const char 
 			if ((!strncmp(p, "crc32c=", 7) && strcmp(want, got_crc)) ||
 			    (!strncmp(p, "md5=", 4) && strcmp(want, got_md5))) {
 				ret = lexfs_fail(err, LEXFS_E_CHECKSUM, EIO,
-						 "gcs: download of %.100s: %.*s mismatch (got %s)", key,
-						 (int)(eq - p), p, !strncmp(p, "md5", 3) ? got_md5 :
-						 got_crc);
-				log_err("LEXFS-008 %s", err ? err->message : "gcs: checksum mismatch");
+						 "gcs: download of %.100s: %.*s mismatch (got %s)",
+						 key, (int)(eq - p), p,
+						 !strncmp(p, "md5", 3) ? got_md5 : got_crc);
+				log_err("LEXFS-008 %s",
+					err ? err->message : "gcs: checksum mismatch");
 				goto out;
 			}
 		}
@@ -834,7 +465,7 @@ out:
 static int gcs_download(lexfs_drv *d, const char *key, uint64_t off, uint64_t len,
 			lexfs_sink_fn sink, void *arg, struct lexfs_err *err)
 {
-	struct dl_ctx c = { .sink = sink, .arg = arg };
+	struct dl_ctx c = {.sink = sink, .arg = arg};
 	struct http_req req;
 	struct http_resp resp;
 	char range[64], *url;
@@ -842,7 +473,7 @@ static int gcs_download(lexfs_drv *d, const char *key, uint64_t off, uint64_t le
 
 	if (len == 0)
 		return 0;
-	url = obj_url(d, "/storage/v1", key, "alt=media");
+	url = gcs_obj_url(d, "/storage/v1", key, "alt=media");
 	if (!url)
 		return -ENOMEM;
 	http_req_init(&req, "GET", url);
@@ -894,7 +525,7 @@ static int get_resource(struct lexfs_drv *d, const char *key, json_t **res, stru
 {
 	struct http_req req;
 	struct http_resp resp;
-	char *url = obj_url(d, "/storage/v1", key, NULL);
+	char *url = gcs_obj_url(d, "/storage/v1", key, NULL);
 	int ret;
 
 	*res = NULL;
@@ -907,24 +538,24 @@ static int get_resource(struct lexfs_drv *d, const char *key, json_t **res, stru
 	if (!ret && resp.status != 200)
 		ret = gcs_error(&resp, "info", key, err);
 	if (!ret) {
-		*res = resp_json(&resp);
+		*res = gcs_resp_json(&resp);
 		if (!*res)
-			ret = lexfs_fail(err, LEXFS_E_STORAGE, EIO, "gcs: info %.100s: bad JSON", key);
+			ret = lexfs_fail(err, LEXFS_E_STORAGE, EIO, "gcs: info %.100s: bad JSON",
+					 key);
 	}
 	http_req_free(&req);
 	http_resp_free(&resp);
 	return ret;
 }
 
-static int gcs_info(lexfs_drv *d, const char *key, struct lexfs_objinfo *out,
-		    struct lexfs_err *err)
+static int gcs_info(lexfs_drv *d, const char *key, struct lexfs_objinfo *out, struct lexfs_err *err)
 {
 	json_t *res;
 	int ret = get_resource(d, key, &res, err);
 
 	if (ret)
 		return ret;
-	ret = fill_info(res, out);
+	ret = gcs_fill_info(res, out);
 	json_decref(res);
 	return ret;
 }
@@ -952,33 +583,33 @@ static int gcs_list(lexfs_drv *d, const char *prefix, const char *delim, const c
 		max_keys = 1000;
 	if (buf_addf(&q, "maxResults=%u&fields=", max_keys))
 		return -ENOMEM;
-	e = enc(GCS_LIST_FIELDS);
+	e = gcs_enc(GCS_LIST_FIELDS);
 	if (!e || buf_adds(&q, e))
 		goto fail_q;
 	free(e);
 	e = NULL;
 	if (prefix && *prefix) {
-		e = enc(prefix);
+		e = gcs_enc(prefix);
 		if (!e || buf_addf(&q, "&prefix=%s", e))
 			goto fail_q;
 		free(e);
 		e = NULL;
 	}
 	if (delim && *delim) {
-		e = enc(delim);
+		e = gcs_enc(delim);
 		if (!e || buf_addf(&q, "&delimiter=%s", e))
 			goto fail_q;
 		free(e);
 		e = NULL;
 	}
 	if (token && *token) {
-		e = enc(token);
+		e = gcs_enc(token);
 		if (!e || buf_addf(&q, "&pageToken=%s", e))
 			goto fail_q;
 		free(e);
 		e = NULL;
 	}
-	http_req_init(&req, "GET", obj_url(d, "/storage/v1", NULL, buf_cstr(&q)));
+	http_req_init(&req, "GET", gcs_obj_url(d, "/storage/v1", NULL, buf_cstr(&q)));
 	buf_free(&q);
 	http_resp_init(&resp);
 	if (!req.url)
@@ -989,7 +620,7 @@ static int gcs_list(lexfs_drv *d, const char *prefix, const char *delim, const c
 		ret = gcs_error(&resp, "list", prefix, err);
 	if (ret)
 		goto out;
-	j = resp_json(&resp);
+	j = gcs_resp_json(&resp);
 	if (!json_is_object(j)) {
 		ret = lexfs_fail(err, LEXFS_E_STORAGE, EIO, "gcs: list %.100s: bad JSON",
 				 prefix ? prefix : "");
@@ -998,11 +629,11 @@ static int gcs_list(lexfs_drv *d, const char *prefix, const char *delim, const c
 	items = json_object_get(j, "items");
 	prefixes = json_object_get(j, "prefixes");
 	ret = -ENOMEM;
-	out->items = calloc(json_array_size(items) + json_array_size(prefixes) + 1,
-			    sizeof(*out->items));
+	out->items =
+	    calloc(json_array_size(items) + json_array_size(prefixes) + 1, sizeof(*out->items));
 	if (!out->items)
 		goto out;
-	json_array_foreach(items, i, v) {
+	json_array_foreach (items, i, v) {
 		const char *name = json_string_value(json_object_get(v, "name"));
 
 		if (!name)
@@ -1010,10 +641,10 @@ static int gcs_list(lexfs_drv *d, const char *prefix, const char *delim, const c
 		out->items[n].key = strdup(name);
 		n++;
 		out->n = n;
-		if (!out->items[n - 1].key || fill_info(v, &out->items[n - 1]))
+		if (!out->items[n - 1].key || gcs_fill_info(v, &out->items[n - 1]))
 			goto out;
 	}
-	json_array_foreach(prefixes, i, v) {
+	json_array_foreach (prefixes, i, v) {
 		const char *name = json_string_value(v);
 
 		if (!name)
@@ -1056,7 +687,7 @@ static int delete_obj(struct lexfs_drv *d, const char *key, uint64_t generation,
 	int ret;
 
 	snprintf(q, sizeof(q), "ifGenerationMatch=%" PRIu64, generation);
-	url = obj_url(d, "/storage/v1", key, generation ? q : NULL);
+	url = gcs_obj_url(d, "/storage/v1", key, generation ? q : NULL);
 	if (!url)
 		return -ENOMEM;
 	http_req_init(&req, "DELETE", url);
@@ -1098,19 +729,19 @@ static int rewrite(struct lexfs_drv *d, const char *src, const char *dst,
 		   const struct lexfs_put_opts *opts, uint64_t src_generation,
 		   struct lexfs_err *err)
 {
-	struct lexfs_src body = { 0 };
+	struct lexfs_src body = {0};
 	char *token = NULL, *json = NULL, *s = NULL, *dk = NULL;
 	int ret = -ENOMEM;
 
 	if (opts) {
-		json = resource_json(NULL, opts, true);
+		json = gcs_resource_json(NULL, opts, true);
 		if (!json)
 			return -ENOMEM;
 		body.buf = json;
 		body.len = strlen(json);
 	}
-	s = enc(src);
-	dk = enc(dst);
+	s = gcs_enc(src);
+	dk = gcs_enc(dst);
 	if (!s || !dk)
 		goto out;
 	for (int calls = 0; calls < GCS_REWRITE_MAX_CALLS; calls++) {
@@ -1119,16 +750,16 @@ static int rewrite(struct lexfs_drv *d, const char *src, const char *dst,
 		struct buf u = BUF_INIT(0);
 		json_t *j;
 		const char *t;
-		char *te = token ? enc(token) : NULL;
+		char *te = token ? gcs_enc(token) : NULL;
 
 		ret = -ENOMEM;
 		if ((token && !te) ||
 		    buf_addf(&u, "%s/storage/v1/b/%s/o/%s/rewriteTo/b/%s/o/%s?x=1", d->base,
 			     d->bucket_enc, s, d->bucket_enc, dk) ||
 		    (te && buf_addf(&u, "&rewriteToken=%s", te)) ||
-		    (src_generation && buf_addf(&u, "&ifSourceGenerationMatch=%" PRIu64,
-						src_generation)) ||
-		    kms_query(d, "destinationKmsKeyName", &u)) {
+		    (src_generation &&
+		     buf_addf(&u, "&ifSourceGenerationMatch=%" PRIu64, src_generation)) ||
+		    gcs_kms_query(d, "destinationKmsKeyName", &u)) {
 			free(te);
 			buf_free(&u);
 			goto out;
@@ -1148,7 +779,7 @@ static int rewrite(struct lexfs_drv *d, const char *src, const char *dst,
 			ret = gcs_perform(d, &req, &resp, err);
 		if (!ret && resp.status != 200)
 			ret = gcs_error(&resp, "copy", src, err);
-		j = ret ? NULL : resp_json(&resp);
+		j = ret ? NULL : gcs_resp_json(&resp);
 		http_req_free(&req);
 		http_resp_free(&resp);
 		if (ret)
@@ -1164,12 +795,13 @@ static int rewrite(struct lexfs_drv *d, const char *src, const char *dst,
 		json_decref(j);
 		if (!token) {
 			ret = lexfs_fail(err, LEXFS_E_STORAGE, EIO,
-					 "gcs: copy %.100s: rewrite not done and no rewriteToken", src);
+					 "gcs: copy %.100s: rewrite not done and no rewriteToken",
+					 src);
 			goto out;
 		}
 	}
-	ret = lexfs_fail(err, LEXFS_E_STORAGE, EIO, "gcs: copy %.100s: rewrite never finished",
-			 src);
+	ret =
+	    lexfs_fail(err, LEXFS_E_STORAGE, EIO, "gcs: copy %.100s: rewrite never finished", src);
 out:
 	free(token);
 	free(json);
@@ -1194,7 +826,7 @@ static int gcs_move(lexfs_drv *d, const char *src, const char *dst, struct lexfs
 	ret = get_resource(d, src, &res, err);
 	if (ret)
 		return ret;
-	gen = json_u64(res, "generation");
+	gen = gcs_json_u64(res, "generation");
 	json_decref(res);
 	ret = rewrite(d, src, dst, NULL, gen, err);
 	if (ret)
@@ -1219,7 +851,7 @@ static int gcs_set_meta(lexfs_drv *d, const char *key, const struct lexfs_put_op
 	for (int attempt = 0; attempt < 4; attempt++) {
 		struct http_req req;
 		struct http_resp resp;
-		struct lexfs_src body = { 0 };
+		struct lexfs_src body = {0};
 		json_t *res, *patch, *m, *old, *v;
 		const char *name;
 		char q[64], *json, *url;
@@ -1229,7 +861,7 @@ static int gcs_set_meta(lexfs_drv *d, const char *key, const struct lexfs_put_op
 		if (ret)
 			return ret;
 		snprintf(q, sizeof(q), "ifMetagenerationMatch=%" PRIu64,
-			 json_u64(res, "metageneration"));
+			 gcs_json_u64(res, "metageneration"));
 		patch = json_object();
 		m = json_object();
 		if (!patch || !m) {
@@ -1239,9 +871,11 @@ static int gcs_set_meta(lexfs_drv *d, const char *key, const struct lexfs_put_op
 		if (json_object_set_new(patch, "metadata", m))
 			goto nomem; /* set_new dropped m */
 		old = json_object_get(res, "metadata");
-		json_object_foreach(old, name, v)
+		json_object_foreach (old, name, v) {
+			/* Names not in the new set are removed (null in a patch). */
 			if (json_object_set_new(m, name, json_null()))
 				goto nomem;
+		}
 		for (size_t i = 0; opts && opts->meta && i < opts->meta->n; i++)
 			if (json_object_set_new(m, opts->meta->kv[i].name,
 						json_string(opts->meta->kv[i].value)))
@@ -1252,7 +886,7 @@ static int gcs_set_meta(lexfs_drv *d, const char *key, const struct lexfs_put_op
 		json = json_dumps(patch, JSON_COMPACT);
 		json_decref(patch);
 		json_decref(res);
-		url = obj_url(d, "/storage/v1", key, q);
+		url = gcs_obj_url(d, "/storage/v1", key, q);
 		if (!json || !url) {
 			free(json);
 			free(url);
@@ -1278,7 +912,7 @@ static int gcs_set_meta(lexfs_drv *d, const char *key, const struct lexfs_put_op
 			return ret;
 		/* Changed under us (metageneration moved on): read it again. */
 		continue;
-nomem:
+	nomem:
 		json_decref(patch);
 		json_decref(res);
 		return -ENOMEM;
@@ -1286,216 +920,13 @@ nomem:
 	return ret;
 }
 
-/* ---------- multipart = one resumable session ---------- */
-
-static void mpu_free(struct lexfs_mpu *m)
-{
-	if (!m)
-		return;
-	for (size_t i = 0; i < m->npend; i++)
-		free(m->pend[i].data);
-	free(m->pend);
-	buf_free(&m->tail);
-	free(m->session);
-	free(m->key);
-	pthread_mutex_destroy(&m->lock);
-	free(m);
-}
-
-static int gcs_mp_begin(lexfs_drv *d, const char *key, const struct lexfs_put_opts *opts,
-			lexfs_mpu **out, struct lexfs_err *err)
-{
-	struct lexfs_mpu *m;
-	int ret;
-
-	*out = NULL;
-	m = calloc(1, sizeof(*m));
-	if (!m)
-		return -ENOMEM;
-	pthread_mutex_init(&m->lock, NULL);
-	buf_init(&m->tail, GCS_ALIGN + 1);
-	m->next_part = 1;
-	m->key = strdup(key);
-	if (!m->key) {
-		mpu_free(m);
-		return -ENOMEM;
-	}
-	ret = session_start(d, key, opts, &m->session, err);
-	if (ret) {
-		mpu_free(m);
-		return ret;
-	}
-	*out = m;
-	return 0;
-}
-
-/* Send one in-order part: tail + part, aligned prefix up now, the rest kept. Lock held. */
-static int mpu_send(struct lexfs_drv *d, struct lexfs_mpu *m, const struct lexfs_src *src,
-		    struct lexfs_err *err)
-{
-	uint64_t total = m->tail.len + src->len;
-	uint64_t aligned = total / GCS_ALIGN * GCS_ALIGN;
-	uint64_t from_src = aligned - m->tail.len; /* bytes of src in this chunk */
-	struct lexfs_src chunk = *src;
-	char *joined = NULL, *rest = NULL;
-	uint64_t nrest = src->len - from_src;
-	int ret;
-
-	if (aligned == 0) {
-		/* Not a chunk yet: keep it all for later. */
-		joined = malloc(src->len ? src->len : 1);
-		if (!joined)
-			return -ENOMEM;
-		ret = src_read(src, 0, joined, src->len);
-		if (!ret)
-			ret = buf_add(&m->tail, joined, src->len);
-		free(joined);
-		return ret;
-	}
-	if (m->tail.len) {
-		joined = malloc(aligned);
-		if (!joined)
-			return -ENOMEM;
-		memcpy(joined, m->tail.data, m->tail.len);
-		ret = src_read(src, 0, joined + m->tail.len, from_src);
-		if (ret)
-			goto out;
-		memset(&chunk, 0, sizeof(chunk));
-		chunk.buf = joined;
-	}
-	chunk.len = aligned;
-	if (nrest) {
-		rest = malloc(nrest);
-		if (!rest) {
-			ret = -ENOMEM;
-			goto out;
-		}
-		ret = src_read(src, from_src, rest, nrest);
-		if (ret)
-			goto out;
-	}
-	ret = session_put(d, m->session, m->key, &chunk, m->sent, UINT64_MAX, NULL, err);
-	if (ret)
-		goto out;
-	m->sent += aligned;
-	buf_reset(&m->tail);
-	if (nrest)
-		ret = buf_add(&m->tail, rest, nrest);
-out:
-	free(joined);
-	free(rest);
-	return ret;
-}
-
-static int gcs_mp_part(lexfs_drv *d, lexfs_mpu *m, unsigned partno, const struct lexfs_src *src,
-		       struct lexfs_err *err)
-{
-	int ret = 0;
-
-	pthread_mutex_lock(&m->lock);
-	if (partno < m->next_part) {
-		/* Already committed: the session cannot take it again. */
-		log_debug("gcs: part %u of %.100s re-sent after commit; ignored", partno, m->key);
-		goto out;
-	}
-	if (partno > m->next_part) {
-		/* Out of order: hold a copy until its turn. */
-		struct pending_part *p = NULL;
-
-		for (size_t i = 0; i < m->npend; i++)
-			if (m->pend[i].partno == partno)
-				p = &m->pend[i];
-		if (!p) {
-			p = realloc(m->pend, (m->npend + 1) * sizeof(*p));
-			if (!p) {
-				ret = -ENOMEM;
-				goto out;
-			}
-			m->pend = p;
-			p = &m->pend[m->npend++];
-			p->partno = partno;
-		} else {
-			free(p->data);
-		}
-		p->len = src->len;
-		p->data = malloc(src->len ? src->len : 1);
-		if (!p->data)
-			ret = -ENOMEM;
-		else
-			ret = src_read(src, 0, p->data, src->len);
-		if (ret) {
-			free(p->data);
-			*p = m->pend[--m->npend];
-		}
-		goto out;
-	}
-	ret = mpu_send(d, m, src, err);
-	if (ret)
-		goto out;
-	m->next_part++;
-	for (bool more = true; more && !ret;) {
-		more = false;
-		for (size_t i = 0; i < m->npend; i++) {
-			if (m->pend[i].partno != m->next_part)
-				continue;
-			struct lexfs_src ps = { .buf = m->pend[i].data, .len = m->pend[i].len };
-
-			ret = mpu_send(d, m, &ps, err);
-			if (ret)
-				break;
-			free(m->pend[i].data);
-			m->pend[i] = m->pend[--m->npend];
-			m->next_part++;
-			more = true;
-			break;
-		}
-	}
-out:
-	pthread_mutex_unlock(&m->lock);
-	return ret;
-}
-
-static int gcs_mp_complete(lexfs_drv *d, lexfs_mpu *m, unsigned nparts,
-			   struct lexfs_objinfo *out, struct lexfs_err *err)
-{
-	struct lexfs_src last = { 0 };
-	json_t *res = NULL;
-	int ret;
-
-	if (m->next_part != nparts + 1 || m->npend) {
-		ret = lexfs_fail(err, LEXFS_E_STORAGE, EINVAL,
-				 "gcs: complete %.100s: %u parts announced, %u sent in order", m->key,
-				 nparts, m->next_part - 1);
-		session_cancel(d, m->session, m->key);
-		mpu_free(m);
-		return ret;
-	}
-	last.buf = m->tail.data ? m->tail.data : "";
-	last.len = m->tail.len;
-	ret = session_put(d, m->session, m->key, &last, m->sent, m->sent + m->tail.len, &res, err);
-	if (!ret && out && res)
-		ret = fill_info(res, out);
-	if (ret)
-		session_cancel(d, m->session, m->key);
-	json_decref(res);
-	mpu_free(m);
-	return ret;
-}
-
-static int gcs_mp_abort(lexfs_drv *d, lexfs_mpu *m, struct lexfs_err *err)
-{
-	session_cancel(d, m->session, m->key);
-	mpu_free(m);
-	return 0;
-}
-
 /* ---------- presign ---------- */
 
-static int gcs_presign(lexfs_drv *d, const char *key, enum lexfs_method method,
-		       int64_t expires_s, char **url, struct lexfs_err *err)
+static int gcs_presign(lexfs_drv *d, const char *key, enum lexfs_method method, int64_t expires_s,
+		       char **url, struct lexfs_err *err)
 {
 	const struct gcs_key *k = gcs_auth_key(d->auth);
-	struct gcs_v4_req req = { 0 };
+	struct gcs_v4_req req = {0};
 	struct gcs_v4_out out;
 	struct buf path = BUF_INIT(0);
 	int ret;
@@ -1503,7 +934,8 @@ static int gcs_presign(lexfs_drv *d, const char *key, enum lexfs_method method,
 	*url = NULL;
 	if (!k) {
 		log_warn("gcs: presigned URLs need a service-account key; this mount uses %s "
-			 "credentials", gcs_auth_kind_name(gcs_auth_kind(d->auth)));
+			 "credentials",
+			 gcs_auth_kind_name(gcs_auth_kind(d->auth)));
 		return lexfs_fail(err, LEXFS_E_UNSUPPORTED, ENOTSUP,
 				  "gcs: presigned URLs need a service-account key (have %s)",
 				  gcs_auth_kind_name(gcs_auth_kind(d->auth)));
@@ -1522,8 +954,8 @@ static int gcs_presign(lexfs_drv *d, const char *key, enum lexfs_method method,
 	ret = gcs_v4_sign(k, &req, &out);
 	buf_free(&path);
 	if (ret)
-		return lexfs_fail(err, LEXFS_E_STORAGE, -ret, "gcs: signing a URL for %.100s failed",
-				  key);
+		return lexfs_fail(err, LEXFS_E_STORAGE, -ret,
+				  "gcs: signing a URL for %.100s failed", key);
 	*url = out.url;
 	out.url = NULL;
 	gcs_v4_out_free(&out);
@@ -1531,32 +963,32 @@ static int gcs_presign(lexfs_drv *d, const char *key, enum lexfs_method method,
 }
 
 const struct lexfs_driver lexfs_driver_gcs = {
-	.name = "gcs",
-	.abi = LEXFS_DRIVER_ABI,
-	.caps = LEXFS_CAP_SERVER_COPY | LEXFS_CAP_MULTIPART | LEXFS_CAP_RANGE_READ |
-		LEXFS_CAP_SET_META | LEXFS_CAP_PRESIGN | LEXFS_CAP_OWN_RETRY,
-	.min_part_size = 8u * 1024 * 1024,
-	.max_part_size = 256u * 1024 * 1024,
-	.max_parts = 10000,
-	.max_object_size = 5ull << 40,
-	.open = gcs_open,
-	.close = gcs_close,
-	.health_check = gcs_health,
-	.upload = gcs_upload,
-	.download = gcs_download,
-	.info = gcs_info,
-	.list = gcs_list,
-	.remove = gcs_remove,
-	.get_url = gcs_get_url,
-	.exists = NULL,
-	.copy = gcs_copy,
-	.move = gcs_move,
-	.set_meta = gcs_set_meta,
-	.remove_many = NULL,
-	.mp_begin = gcs_mp_begin,
-	.mp_part = gcs_mp_part,
-	.mp_complete = gcs_mp_complete,
-	.mp_abort = gcs_mp_abort,
-	.presign = gcs_presign,
-	.control = NULL,
+    .name = "gcs",
+    .abi = LEXFS_DRIVER_ABI,
+    .caps = LEXFS_CAP_SERVER_COPY | LEXFS_CAP_MULTIPART | LEXFS_CAP_RANGE_READ |
+	    LEXFS_CAP_SET_META | LEXFS_CAP_PRESIGN | LEXFS_CAP_OWN_RETRY,
+    .min_part_size = 8u * 1024 * 1024,
+    .max_part_size = 256u * 1024 * 1024,
+    .max_parts = 10000,
+    .max_object_size = 5ull << 40,
+    .open = gcs_open,
+    .close = gcs_close,
+    .health_check = gcs_health,
+    .upload = gcs_upload,
+    .download = gcs_download,
+    .info = gcs_info,
+    .list = gcs_list,
+    .remove = gcs_remove,
+    .get_url = gcs_get_url,
+    .exists = NULL,
+    .copy = gcs_copy,
+    .move = gcs_move,
+    .set_meta = gcs_set_meta,
+    .remove_many = NULL,
+    .mp_begin = gcs_mp_begin,
+    .mp_part = gcs_mp_part,
+    .mp_complete = gcs_mp_complete,
+    .mp_abort = gcs_mp_abort,
+    .presign = gcs_presign,
+    .control = NULL,
 };

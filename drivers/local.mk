@@ -5,7 +5,7 @@ liblexfs_a_SOURCES += \
 	drivers/store.c drivers/store.h \
 	drivers/registry.c
 # gcs: Google Cloud Storage driver
-liblexfs_a_SOURCES += drivers/gcs.c
+liblexfs_a_SOURCES += drivers/gcs.c drivers/gcs_int.h drivers/gcs_upload.c
 AM_CPPFLAGS += -DHAVE_DRIVER_GCS
 # drv branch: the memory and local drivers.
 liblexfs_a_SOURCES += drivers/memory.c drivers/local.c drivers/local_int.h \

@@ -14,8 +14,8 @@
 #include "src/gcs_auth.h"
 #include "src/log.h"
 
-#define TOKEN_MARGIN_S 300     /* refresh this long before expiry */
-#define JWT_LIFETIME_S 3600    /* Google's maximum */
+#define TOKEN_MARGIN_S 300  /* refresh this long before expiry */
+#define JWT_LIFETIME_S 3600 /* Google's maximum */
 #define DEFAULT_TOKEN_URI "https://oauth2.googleapis.com/token"
 #define METADATA_HOST "metadata.google.internal"
 #define METADATA_PATH "/computeMetadata/v1/instance/service-accounts/default/token"
@@ -24,18 +24,18 @@
 struct gcs_auth {
 	enum gcs_auth_kind kind;
 	struct http_client *http;
-	struct gcs_key *key;   /* service account */
-	char *token_uri;       /* service account, authorized user */
-	char *client_id;       /* authorized user */
+	struct gcs_key *key; /* service account */
+	char *token_uri;     /* service account, authorized user */
+	char *client_id;     /* authorized user */
 	char *client_secret;
 	char *refresh_token;
-	char *metadata_url;    /* metadata server */
-	char *source;          /* where the credentials came from (for messages) */
+	char *metadata_url; /* metadata server */
+	char *source;	    /* where the credentials came from (for messages) */
 
-	pthread_mutex_t lock;  /* guards token and expiry; held during a fetch */
+	pthread_mutex_t lock; /* guards token and expiry; held during a fetch */
 	char *token;
 	int64_t expiry;
-	int64_t lifetime;      /* of the current token, seconds */
+	int64_t lifetime; /* of the current token, seconds */
 };
 
 const char *gcs_auth_kind_name(enum gcs_auth_kind kind)
@@ -98,7 +98,8 @@ static int load_file(struct gcs_auth *a, const char *path, struct lexfs_err *err
 		if (!pem || !email) {
 			ret = lexfs_fail(err, LEXFS_E_PERMISSION, EACCES,
 					 "GCS credentials %s: service account without private_key "
-					 "or client_email", path);
+					 "or client_email",
+					 path);
 			goto out;
 		}
 		ret = gcs_key_load_pem(pem, email, &a->key);
@@ -113,12 +114,14 @@ static int load_file(struct gcs_auth *a, const char *path, struct lexfs_err *err
 		if (!a->client_id || !a->client_secret || !a->refresh_token)
 			ret = lexfs_fail(err, LEXFS_E_PERMISSION, EACCES,
 					 "GCS credentials %s: authorized_user needs client_id, "
-					 "client_secret and refresh_token", path);
+					 "client_secret and refresh_token",
+					 path);
 		a->kind = GCS_AUTH_AUTHORIZED_USER;
 	} else {
 		ret = lexfs_fail(err, LEXFS_E_UNSUPPORTED, ENOTSUP,
 				 "GCS credentials %s: type \"%s\" is not supported (use a "
-				 "service_account or authorized_user file)", path, type ? type : "");
+				 "service_account or authorized_user file)",
+				 path, type ? type : "");
 	}
 out:
 	json_decref(j);
@@ -149,8 +152,7 @@ static bool on_gce(void)
 	return strstr(name, "Google") != NULL;
 }
 
-int gcs_auth_create(const struct gcs_auth_conf *conf, struct gcs_auth **out,
-		    struct lexfs_err *err)
+int gcs_auth_create(const struct gcs_auth_conf *conf, struct gcs_auth **out, struct lexfs_err *err)
 {
 	struct gcs_auth *a;
 	const char *path = conf->credentials_file, *env, *home, *mdhost;
@@ -243,7 +245,7 @@ static int fetch_token(struct gcs_auth *a, struct lexfs_err *err)
 {
 	struct http_req req;
 	struct http_resp resp;
-	struct lexfs_src body = { 0 };
+	struct lexfs_src body = {0};
 	struct buf form = BUF_INIT(0);
 	char *url, *jwt = NULL, *tok;
 	const char *s;

@@ -35,8 +35,8 @@ enum gcs_auth_kind {
 
 struct gcs_auth_conf {
 	const char *credentials_file; /* NULL: discover (see above) */
-	bool anonymous;               /* force anonymous access */
-	bool emulator;                /* STORAGE_EMULATOR_HOST in use: anonymous unless a
+	bool anonymous;		      /* force anonymous access */
+	bool emulator;		      /* STORAGE_EMULATOR_HOST in use: anonymous unless a
 				       * credentials file was given explicitly */
 	struct http_client *http;     /* used for token requests (not owned) */
 };
@@ -45,8 +45,7 @@ struct gcs_auth;
 
 /* Load credentials. 0 or -errno with err filled (the message names the file and
  * what is wrong with it, never a secret). *out: caller destroys. */
-int gcs_auth_create(const struct gcs_auth_conf *conf, struct gcs_auth **out,
-		    struct lexfs_err *err);
+int gcs_auth_create(const struct gcs_auth_conf *conf, struct gcs_auth **out, struct lexfs_err *err);
 void gcs_auth_destroy(struct gcs_auth *a);
 
 enum gcs_auth_kind gcs_auth_kind(const struct gcs_auth *a);

@@ -191,7 +191,8 @@ int gcs_endpoint_parse(const char *spec, const char *default_scheme, struct gcs_
 	sep = strstr(spec, "://");
 	if (sep) {
 		n = (size_t)(sep - spec);
-		if (!((n == 4 && !strncmp(spec, "http", 4)) || (n == 5 && !strncmp(spec, "https", 5))))
+		if (!((n == 4 && !strncmp(spec, "http", 4)) ||
+		      (n == 5 && !strncmp(spec, "https", 5))))
 			return -EINVAL;
 		memcpy(out->scheme, spec, n);
 		p = sep + 3;
@@ -359,9 +360,9 @@ int gcs_v4_sign(const struct gcs_key *k, const struct gcs_v4_req *req, struct gc
 	credential = strdup(buf_cstr(&sts));
 	buf_reset(&sts);
 	snprintf(num, sizeof(num), "%lld", (long long)req->expires);
-	if (!credential ||
-	    add_canon(qry, &nqry, strdup("X-Goog-Algorithm"), strdup(GCS_V4_ALGO)) ||
-	    add_canon(qry, &nqry, strdup("X-Goog-Credential"), http_uri_encode(credential, false)) ||
+	if (!credential || add_canon(qry, &nqry, strdup("X-Goog-Algorithm"), strdup(GCS_V4_ALGO)) ||
+	    add_canon(qry, &nqry, strdup("X-Goog-Credential"),
+		      http_uri_encode(credential, false)) ||
 	    add_canon(qry, &nqry, strdup("X-Goog-Date"), strdup(stamp)) ||
 	    add_canon(qry, &nqry, strdup("X-Goog-Expires"), strdup(num)) ||
 	    add_canon(qry, &nqry, strdup("X-Goog-SignedHeaders"),

@@ -42,9 +42,9 @@ int gcs_jwt_assertion(const struct gcs_key *k, const char *scope, const char *au
 
 /* An endpoint as written by a user: "host", "host:port" or "scheme://host[:port][/]". */
 struct gcs_endpoint {
-	char scheme[8];      /* "https" or "http" */
+	char scheme[8];	     /* "https" or "http" */
 	char authority[256]; /* host[:port] as it appears in URLs */
-	char host[256];      /* authority without the port (the signed host header) */
+	char host[256];	     /* authority without the port (the signed host header) */
 };
 
 /* Parse spec; default_scheme applies when spec has none. 0 or -EINVAL. */
@@ -62,15 +62,15 @@ struct gcs_kv {
 };
 
 struct gcs_v4_req {
-	const char *method;             /* "GET", "PUT", "POST", ... */
-	const struct gcs_endpoint *ep;  /* where the URL points */
-	const char *path;               /* unencoded, starting with '/': "/bucket/object" */
-	const struct gcs_kv *headers;   /* extra headers the user of the URL must send */
+	const char *method;	       /* "GET", "PUT", "POST", ... */
+	const struct gcs_endpoint *ep; /* where the URL points */
+	const char *path;	       /* unencoded, starting with '/': "/bucket/object" */
+	const struct gcs_kv *headers;  /* extra headers the user of the URL must send */
 	size_t nheaders;
-	const struct gcs_kv *query;     /* extra query parameters (unencoded) */
+	const struct gcs_kv *query; /* extra query parameters (unencoded) */
 	size_t nquery;
-	int64_t now;                    /* signing time, seconds since the epoch */
-	int64_t expires;                /* validity in seconds, 1..604800 */
+	int64_t now;	 /* signing time, seconds since the epoch */
+	int64_t expires; /* validity in seconds, 1..604800 */
 };
 
 struct gcs_v4_out {

@@ -38,7 +38,7 @@ static int collect(json_t *obj, struct gcs_kv **out, size_t *n)
 	*n = 0;
 	if (!*out)
 		return -ENOMEM;
-	json_object_foreach(obj, name, v) {
+	json_object_foreach (obj, name, v) {
 		(*out)[*n].name = name;
 		(*out)[*n].value = json_string_value(v);
 		if (!(*out)[*n].value)
@@ -54,12 +54,12 @@ int main(int argc, char **argv)
 	json_t *keyj, *vec, *res;
 	struct gcs_key *key = NULL;
 	struct gcs_endpoint ep;
-	struct gcs_v4_req req = { 0 };
+	struct gcs_v4_req req = {0};
 	struct gcs_v4_out out;
 	struct gcs_kv *hdrs = NULL, *qry = NULL;
 	const char *style, *scheme, *bucket, *object;
 	char spec[1024], path[2048], host[600];
-	struct tm tm = { 0 };
+	struct tm tm = {0};
 	int ret;
 
 	if (argc != 2) {
@@ -82,8 +82,8 @@ int main(int argc, char **argv)
 	if (jstr(vec, "hostname")) {
 		ret = gcs_endpoint_parse(jstr(vec, "hostname"), scheme, &ep);
 	} else if (jstr(vec, "clientEndpoint") || jstr(vec, "emulatorHostname")) {
-		ret = gcs_endpoint_resolve(jstr(vec, "clientEndpoint"), jstr(vec, "emulatorHostname"),
-					   &ep);
+		ret = gcs_endpoint_resolve(jstr(vec, "clientEndpoint"),
+					   jstr(vec, "emulatorHostname"), &ep);
 	} else if (jstr(vec, "universeDomain")) {
 		snprintf(spec, sizeof(spec), "storage.%s", jstr(vec, "universeDomain"));
 		ret = gcs_endpoint_parse(spec, scheme, &ep);
