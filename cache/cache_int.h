@@ -3,20 +3,29 @@
  * Objects and their locks
  * -----------------------
  * struct cache      one per mount. c->lock guards the key table, every entry's
- *                   `refs`, `hashed` and LRU links, the id counter and the counters
- *                   in c->st_*. It is never held across I/O.
+ *                   `hashed`, `pinned` and LRU links, the decision to free an
+ *                   entry (refs is atomic: a holder may add a reference without
+ *                   c->lock, see centry_hold_more). Counters (c->st_*, disk_used)
+ *                   and the id counter are atomics. c->lock is never held across
+ *                   I/O.
  * struct centry     one per key the cache holds (open, pending upload or cached
  *                   clean data). e->lock guards everything in the entry but the
  *                   key, and may be held across local file I/O and across ranged
  *                   downloads of missing content (so two readers never fetch the
  *                   same range twice). It is not held across uploads: an upload
- *                   runs with e->uploading set, and a change made meanwhile bumps
+ *                   runs with e->busy set, and a change made meanwhile bumps
  *                   e->gen, which keeps the entry dirty afterwards.
  * e->keylock        a leaf lock for e->key alone (renames change it while others
  *                   hold e->lock).
  *
- * Lock order: c->lock -> e->lock -> e->keylock; and the upload engine's u->lock
- * and the journal's j->lock are leaves (nothing is taken while holding them).
+ * Lock order: c->lock -> e->lock -> e->keylock; the upload engine's u->lock, the
+ * journal's j->lock (taken under e->lock, so an entry's records keep its order),
+ * the metadata cache's lock and a read-ahead state's lock are leaves.
+ *
+ * Size limit (conf.size_limit, 0 = no clean data is kept): clean entries with no
+ * reference stay on the LRU with their cache file and are evicted tail first
+ * when a write needs room; dirty data is never evicted, writers wait for uploads
+ * instead (upload_wait_room), unless nothing but their own file is dirty.
  *
  * Entry states (derived from the fields, not stored):
  *
@@ -35,6 +44,9 @@
  *    under the entry's key and is fetched before anyone reads it.
  *  - an entry that is not `hashed` was unlinked: its handles keep working but it
  *    is never uploaded.
+ *  - a poisoned entry (a write hit ENOSPC) is never uploaded and is dropped when
+ *    its last handle closes: the store keeps the previous version or nothing.
+ *  - journaled <=> the journal's last record for e->id is a PUT.
  */
 #ifndef LEXFS_CACHE_INT_H
 #define LEXFS_CACHE_INT_H
@@ -71,6 +83,7 @@ struct journal;
 struct meta_cache;
 struct readahead;
 struct stream;
+struct ujob;
 
 struct centry {
 	/* guarded by c->lock */
@@ -86,26 +99,28 @@ struct centry {
 	pthread_mutex_t lock;
 	pthread_cond_t cond; /* uploading / fetching changes */
 	/* guarded by lock */
-	uint64_t id;           /* names the cache file; 0 while there is none */
-	int fd;                /* cache file, -1 when none (REMOTE) */
-	uint64_t size;         /* logical size */
+	uint64_t id;	       /* names the cache file; 0 while there is none */
+	int fd;		       /* cache file, -1 when none (REMOTE) */
+	uint64_t size;	       /* logical size */
 	uint64_t remote_limit; /* see the invariants above */
 	struct rangeset valid;
-	bool remote_exists;    /* an object exists in the store under key */
+	bool remote_exists; /* an object exists in the store under key */
 	bool dirty;
-	uint64_t gen;          /* bumped by every change of bytes, size or metadata */
+	uint64_t gen;	   /* bumped by every change of bytes, size or metadata */
+	uint64_t meta_gen; /* bumped by every change of metadata */
 	unsigned handles;
 	unsigned writers;
-	bool busy;            /* an upload or rename owns the entry; wait on cond */
-	bool journaled;        /* a PUT record for id is in the journal */
-	int64_t due_ms;        /* write-back: upload not before this (monotonic ms) */
-	int poison;            /* -errno that forbids any upload (ENOSPC mid-write) */
-	int last_err;          /* of the last upload, for stats and close */
-	uint64_t disk_bytes;   /* bytes the cache file accounts for in c->disk_used */
+	bool busy;	     /* an upload or rename owns the entry; wait on cond */
+	bool journaled;	     /* a PUT record for id is in the journal */
+	int poison;	     /* -errno that forbids any upload (ENOSPC mid-write) */
+	int last_err;	     /* of the last upload, for stats and close */
+	uint64_t disk_bytes; /* bytes the cache file accounts for in c->disk_used */
 	struct lexfs_meta meta;
 	char content_type[128];
+	char etag[96];	       /* of the store's version this entry matches; "" unknown */
 	struct stream *stream; /* streaming multipart state, NULL when none */
 	uint64_t seq_end;      /* end of the last write, for sequential detection */
+	struct ujob *wbjob;    /* queued write-back upload; guarded by the engine lock */
 	/* upload progress (read by stats without e->lock: relaxed) */
 	uint64_t up_total;
 	uint64_t up_done;
@@ -124,11 +139,11 @@ struct cache {
 	size_t tabsz, nent;
 	uint64_t next_id;
 	struct centry *lru_head, *lru_tail;
-	uint64_t disk_used;  /* bytes of cache files (allocated, approximated by size) */
+	uint64_t disk_used; /* bytes of cache files (by size); atomic */
 	uint64_t dirty_bytes;
 	unsigned npending;
 
-	/* counters, guarded by lock */
+	/* counters: atomic (STAT_ADD / STAT_GET), so any lock may be held */
 	uint64_t st_uploads, st_upload_bytes, st_upload_errors, st_upload_retries;
 	uint64_t st_fetches, st_fetch_bytes, st_direct_reads, st_direct_bytes;
 	uint64_t st_parts, st_part_bytes, st_streams, st_stream_fallbacks;
@@ -141,6 +156,9 @@ struct cache {
 	struct readahead *ra;
 };
 
+#define STAT_ADD(c, field, n) __atomic_add_fetch(&(c)->field, (n), __ATOMIC_RELAXED)
+#define STAT_GET(c, field) __atomic_load_n(&(c)->field, __ATOMIC_RELAXED)
+
 /* cache.c helpers used by the other files. */
 void cache_data_path(const struct cache *c, uint64_t id, char *out, size_t outlen);
 struct centry *cache_find_hold(struct cache *c, const char *key);
@@ -151,6 +169,8 @@ bool cache_evict_for(struct cache *c, uint64_t want);
 int64_t cache_now_ms(void);
 char *centry_key_dup(struct centry *e); /* caller frees; NULL on ENOMEM */
 void centry_hold(struct cache *c, struct centry *e);
+/* Another reference when the caller already holds one (no c->lock needed). */
+void centry_hold_more(struct centry *e);
 void centry_put(struct cache *c, struct centry *e);
 /* Fetch every missing byte of [0, size): the cache file becomes complete.
  * Called with e->lock held. */
@@ -158,7 +178,6 @@ int centry_fill_all(struct cache *c, struct centry *e);
 /* Upload e now (whole file or finishing its stream). Called without e->lock.
  * 0, or -errno (data kept dirty). */
 int centry_upload(struct cache *c, struct centry *e);
-
 
 /* upload.c: the upload engine (worker threads, streaming multipart, write-back
  * timer). */
@@ -187,8 +206,8 @@ void journal_drop(struct cache *c, struct centry *e);
 
 /* readahead.c: reads of files without a cache file. */
 struct ra_state;
-int readahead_read(struct cache *c, struct ra_state **ra, const char *key, uint64_t size,
-		   char *buf, size_t len, uint64_t off, size_t *got);
+int readahead_read(struct cache *c, struct ra_state **ra, const char *key, uint64_t size, char *buf,
+		   size_t len, uint64_t off, size_t *got);
 void readahead_free(struct ra_state *ra);
 
 #endif

@@ -1,47 +1,415 @@
-/* meta_cache.c - stat, negative and listing caches (M4). */
+/* meta_cache.c - stat, negative and directory-listing caches with TTLs.
+ *
+ * Two hash tables under one leaf lock (mc->lock; nothing else is taken while it is
+ * held, so any caller may call in with any lock held):
+ *
+ *   stats  key -> what store_info said (an objinfo), or "absent" (negative entry),
+ *          until now + stat_ttl_ms
+ *   lists  directory prefix ("" or "dir/") -> the complete listing with delimiter
+ *          "/" as one page, until now + list_ttl_ms
+ *
+ * A listing put here also fills the stat table with every object that carries its
+ * metadata (has_meta), so `ls -l` of a directory needs no HEAD per file.
+ *
+ * Invariants: an expired entry is never returned (it is dropped when met); our own
+ * changes of a key (meta_cache_forget) drop the key's stat entry, its directory
+ * marker's, and the listing of its parent directory and of itself as a directory;
+ * each table holds at most MC_MAX entries (past it, expired entries go, then all).
+ */
 #include "config.h"
 
 #include <errno.h>
 #include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cache/cache_int.h"
 #include "cache/meta_cache.h"
 
+#define MC_BUCKETS 4096
+#define MC_MAX 200000
+
+struct mc_stat {
+	struct mc_stat *next;
+	char *key;
+	bool negative;
+	struct lexfs_objinfo oi;
+	int64_t expires;
+};
+
+struct mc_list {
+	struct mc_list *next;
+	char *prefix;
+	struct lexfs_list_page page;
+	int64_t expires;
+};
+
+struct meta_cache {
+	pthread_mutex_t lock;
+	struct mc_stat *stats[MC_BUCKETS];
+	struct mc_list *lists[MC_BUCKETS];
+	size_t nstats, nlists;
+	uint64_t stat_hits, neg_hits, stat_misses, list_hits, list_misses;
+};
+
+static size_t bucket(const char *s)
+{
+	uint64_t h = 1469598103934665603ULL;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 1099511628211ULL;
+	}
+	return (size_t)(h % MC_BUCKETS);
+}
+
+/* Deep copy of an objinfo (key and metadata duplicated). */
+static int oi_copy(struct lexfs_objinfo *dst, const struct lexfs_objinfo *src)
+{
+	*dst = *src;
+	dst->key = NULL;
+	meta_init(&dst->meta);
+	if (src->key) {
+		dst->key = strdup(src->key);
+		if (!dst->key)
+			return -ENOMEM;
+	}
+	if (meta_copy(&dst->meta, &src->meta) < 0) {
+		free(dst->key);
+		dst->key = NULL;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static void stat_free(struct mc_stat *s)
+{
+	free(s->key);
+	objinfo_free(&s->oi);
+	free(s);
+}
+
+static void list_free(struct mc_list *l)
+{
+	free(l->prefix);
+	list_page_free(&l->page);
+	free(l);
+}
+
+static int page_copy(struct lexfs_list_page *dst, const struct lexfs_list_page *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	if (src->n == 0)
+		return 0;
+	dst->items = calloc(src->n, sizeof(*dst->items));
+	if (!dst->items)
+		return -ENOMEM;
+	for (size_t i = 0; i < src->n; i++) {
+		if (oi_copy(&dst->items[i], &src->items[i]) < 0) {
+			dst->n = i;
+			list_page_free(dst);
+			return -ENOMEM;
+		}
+	}
+	dst->n = src->n;
+	return 0;
+}
+
+/* mc->lock held. */
+static struct mc_stat **stat_slot(struct meta_cache *mc, const char *key)
+{
+	struct mc_stat **pp = &mc->stats[bucket(key)];
+
+	while (*pp && strcmp((*pp)->key, key) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static struct mc_list **list_slot(struct meta_cache *mc, const char *prefix)
+{
+	struct mc_list **pp = &mc->lists[bucket(prefix)];
+
+	while (*pp && strcmp((*pp)->prefix, prefix) != 0)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static void stat_remove(struct meta_cache *mc, const char *key)
+{
+	struct mc_stat **pp = stat_slot(mc, key), *s = *pp;
+
+	if (s) {
+		*pp = s->next;
+		stat_free(s);
+		mc->nstats--;
+	}
+}
+
+static void list_remove(struct meta_cache *mc, const char *prefix)
+{
+	struct mc_list **pp = list_slot(mc, prefix), *l = *pp;
+
+	if (l) {
+		*pp = l->next;
+		list_free(l);
+		mc->nlists--;
+	}
+}
+
+/* Drop entries under prefix ("" all); with only_expired, just the expired ones. */
+static void drop_where(struct meta_cache *mc, const char *prefix, bool only_expired, int64_t now)
+{
+	size_t plen = prefix ? strlen(prefix) : 0;
+
+	for (size_t b = 0; b < MC_BUCKETS; b++) {
+		for (struct mc_stat **pp = &mc->stats[b]; *pp;) {
+			struct mc_stat *s = *pp;
+
+			if ((only_expired ? s->expires <= now : true) &&
+			    strncmp(s->key, prefix ? prefix : "", plen) == 0) {
+				*pp = s->next;
+				stat_free(s);
+				mc->nstats--;
+			} else {
+				pp = &s->next;
+			}
+		}
+		for (struct mc_list **pp = &mc->lists[b]; *pp;) {
+			struct mc_list *l = *pp;
+
+			if ((only_expired ? l->expires <= now : true) &&
+			    strncmp(l->prefix, prefix ? prefix : "", plen) == 0) {
+				*pp = l->next;
+				list_free(l);
+				mc->nlists--;
+			} else {
+				pp = &l->next;
+			}
+		}
+	}
+}
+
+static void make_room(struct meta_cache *mc)
+{
+	if (mc->nstats < MC_MAX && mc->nlists < MC_MAX)
+		return;
+	drop_where(mc, "", true, cache_now_ms());
+	if (mc->nstats >= MC_MAX || mc->nlists >= MC_MAX)
+		drop_where(mc, "", false, 0);
+}
+
 int meta_cache_create(struct cache *c)
 {
+	struct meta_cache *mc = calloc(1, sizeof(*mc));
+
+	if (!mc)
+		return -ENOMEM;
+	pthread_mutex_init(&mc->lock, NULL);
+	c->mc = mc;
 	return 0;
 }
 
 void meta_cache_destroy(struct cache *c)
 {
-}
+	struct meta_cache *mc = c->mc;
 
-void meta_cache_stats(struct cache *c, struct json_t *root)
-{
+	if (!mc)
+		return;
+	drop_where(mc, "", false, 0);
+	pthread_mutex_destroy(&mc->lock);
+	free(mc);
+	c->mc = NULL;
 }
 
 int meta_cache_stat_get(struct cache *c, const char *key, struct lexfs_objinfo *out)
 {
-	return 0;
+	struct meta_cache *mc = c->mc;
+	struct mc_stat *s;
+	int ret = 0;
+
+	if (!mc || c->conf.stat_ttl_ms <= 0)
+		return 0;
+	pthread_mutex_lock(&mc->lock);
+	s = *stat_slot(mc, key);
+	if (s && s->expires <= cache_now_ms()) {
+		stat_remove(mc, key);
+		s = NULL;
+	}
+	if (!s) {
+		mc->stat_misses++;
+	} else if (s->negative) {
+		mc->neg_hits++;
+		ret = -ENOENT;
+	} else if (oi_copy(out, &s->oi) == 0) {
+		mc->stat_hits++;
+		ret = 1;
+	}
+	pthread_mutex_unlock(&mc->lock);
+	return ret;
+}
+
+/* mc->lock held. */
+static void stat_put_locked(struct cache *c, struct meta_cache *mc, const char *key,
+			    const struct lexfs_objinfo *oi, int64_t expires)
+{
+	struct mc_stat **pp, *s;
+
+	stat_remove(mc, key);
+	make_room(mc);
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return;
+	s->key = strdup(key);
+	if (!s->key || (oi && oi_copy(&s->oi, oi) < 0)) {
+		free(s->key);
+		free(s);
+		return;
+	}
+	s->negative = oi == NULL;
+	s->expires = expires;
+	pp = &mc->stats[bucket(key)];
+	s->next = *pp;
+	*pp = s;
+	mc->nstats++;
 }
 
 void meta_cache_stat_put(struct cache *c, const char *key, const struct lexfs_objinfo *oi)
 {
+	struct meta_cache *mc = c->mc;
+
+	if (!mc || c->conf.stat_ttl_ms <= 0)
+		return;
+	pthread_mutex_lock(&mc->lock);
+	stat_put_locked(c, mc, key, oi, cache_now_ms() + c->conf.stat_ttl_ms);
+	pthread_mutex_unlock(&mc->lock);
 }
 
 int meta_cache_list_get(struct cache *c, const char *prefix, struct lexfs_list_page *out)
 {
-	return 0;
+	struct meta_cache *mc = c->mc;
+	struct mc_list *l;
+	int ret = 0;
+
+	if (!mc || c->conf.list_ttl_ms <= 0)
+		return 0;
+	pthread_mutex_lock(&mc->lock);
+	l = *list_slot(mc, prefix);
+	if (l && l->expires <= cache_now_ms()) {
+		list_remove(mc, prefix);
+		l = NULL;
+	}
+	if (!l) {
+		mc->list_misses++;
+	} else if (page_copy(out, &l->page) == 0) {
+		mc->list_hits++;
+		ret = 1;
+	}
+	pthread_mutex_unlock(&mc->lock);
+	return ret;
 }
 
 void meta_cache_list_put(struct cache *c, const char *prefix, const struct lexfs_list_page *all)
 {
+	struct meta_cache *mc = c->mc;
+	struct mc_list *l, **pp;
+	int64_t now = cache_now_ms();
+
+	if (!mc)
+		return;
+	pthread_mutex_lock(&mc->lock);
+	/* a listing that carries metadata answers stat for its objects */
+	if (c->conf.stat_ttl_ms > 0) {
+		for (size_t i = 0; i < all->n; i++) {
+			const struct lexfs_objinfo *it = &all->items[i];
+
+			if (!it->is_prefix && it->has_meta && it->key)
+				stat_put_locked(c, mc, it->key, it, now + c->conf.stat_ttl_ms);
+		}
+	}
+	if (c->conf.list_ttl_ms <= 0)
+		goto out;
+	list_remove(mc, prefix);
+	make_room(mc);
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		goto out;
+	l->prefix = strdup(prefix);
+	if (!l->prefix || page_copy(&l->page, all) < 0) {
+		free(l->prefix);
+		free(l);
+		goto out;
+	}
+	l->expires = now + c->conf.list_ttl_ms;
+	pp = &mc->lists[bucket(prefix)];
+	l->next = *pp;
+	*pp = l;
+	mc->nlists++;
+out:
+	pthread_mutex_unlock(&mc->lock);
 }
 
 void meta_cache_forget(struct cache *c, const char *key)
 {
+	struct meta_cache *mc = c->mc;
+	size_t n = strlen(key);
+	char *parent, *asdir;
+	const char *slash;
+
+	if (!mc)
+		return;
+	/* parent directory of "a/b/c" is "a/b/"; of "a/b/" (a marker) it is "a/" */
+	slash = n > 1 ? memrchr(key, '/', n - 1) : NULL;
+	parent = strndup(key, slash ? (size_t)(slash - key) + 1 : 0);
+	asdir = malloc(n + 2);
+	pthread_mutex_lock(&mc->lock);
+	stat_remove(mc, key);
+	if (parent)
+		list_remove(mc, parent);
+	if (asdir) {
+		memcpy(asdir, key, n + 1);
+		if (n == 0 || key[n - 1] != '/') {
+			asdir[n] = '/';
+			asdir[n + 1] = '\0';
+		}
+		stat_remove(mc, asdir);
+		list_remove(mc, asdir);
+	}
+	if (!parent || !asdir)
+		drop_where(mc, "", false, 0); /* out of memory: forget everything */
+	pthread_mutex_unlock(&mc->lock);
+	free(parent);
+	free(asdir);
 }
 
 void meta_cache_invalidate(struct cache *c, const char *prefix)
 {
+	struct meta_cache *mc = c->mc;
+
+	if (!mc)
+		return;
+	pthread_mutex_lock(&mc->lock);
+	drop_where(mc, prefix ? prefix : "", false, 0);
+	pthread_mutex_unlock(&mc->lock);
+}
+
+void meta_cache_stats(struct cache *c, struct json_t *root)
+{
+	struct meta_cache *mc = c->mc;
+	json_t *o;
+
+	if (!mc)
+		return;
+	o = json_object();
+	if (!o)
+		return;
+	pthread_mutex_lock(&mc->lock);
+	json_object_set_new(o, "stat_entries", json_integer((json_int_t)mc->nstats));
+	json_object_set_new(o, "list_entries", json_integer((json_int_t)mc->nlists));
+	json_object_set_new(o, "stat_hits", json_integer((json_int_t)mc->stat_hits));
+	json_object_set_new(o, "negative_hits", json_integer((json_int_t)mc->neg_hits));
+	json_object_set_new(o, "stat_misses", json_integer((json_int_t)mc->stat_misses));
+	json_object_set_new(o, "list_hits", json_integer((json_int_t)mc->list_hits));
+	json_object_set_new(o, "list_misses", json_integer((json_int_t)mc->list_misses));
+	pthread_mutex_unlock(&mc->lock);
+	json_object_set_new(root, "metadata_cache", o);
 }

@@ -21,6 +21,7 @@
  * out of listings with one warning each; a key that is both a file and a prefix
  * shows as the directory (and the file is hidden).
  *
+ * Listings (readdir) live in src/fs_dir.c, extended attributes in src/fs_xattr.c.
  * Every handler returns 0 / bytes or -errno; no state outside struct fs.
  */
 #include "src/fs_int.h"
@@ -46,7 +47,7 @@
 #define RENAME_EXCHANGE (1 << 1)
 #endif
 
-#define FS_SET_MAX 1024       /* bound of the warned / conflict sets */
+#define FS_SET_MAX 1024 /* bound of the warned / conflict sets */
 #define FS_MAX_WRITE (1u << 20)
 #define FS_DIR_CT "application/x-directory"
 
@@ -55,9 +56,9 @@ static const char fs_empty[1] = "";
 /* One open file handle (fi->fh). */
 struct fs_fh {
 	struct cache_file *cf;
-	char *key;  /* key at open time (used when FUSE gives no path) */
-	bool wrote; /* mtime already moved to "now" by this handle */
-	uint64_t size; /* as this handle saw it: fstat after unlink only */
+	char *key;		   /* key at open time (used when FUSE gives no path) */
+	bool wrote;		   /* mtime already moved to "now" by this handle */
+	uint64_t size;		   /* as this handle saw it: fstat after unlink only */
 	struct fs_fh *prev, *next; /* fs->handles, under fs->lock */
 };
 
@@ -133,17 +134,14 @@ static const char *guess_content_type(const char *key)
 		const char *ext;
 		const char *type;
 	} types[] = {
-		{ "txt", "text/plain" },       { "html", "text/html" },
-		{ "htm", "text/html" },        { "css", "text/css" },
-		{ "csv", "text/csv" },         { "md", "text/markdown" },
-		{ "js", "text/javascript" },   { "json", "application/json" },
-		{ "xml", "application/xml" },  { "pdf", "application/pdf" },
-		{ "zip", "application/zip" },  { "gz", "application/gzip" },
-		{ "tar", "application/x-tar" }, { "png", "image/png" },
-		{ "jpg", "image/jpeg" },       { "jpeg", "image/jpeg" },
-		{ "gif", "image/gif" },        { "svg", "image/svg+xml" },
-		{ "webp", "image/webp" },      { "mp3", "audio/mpeg" },
-		{ "mp4", "video/mp4" },        { "wasm", "application/wasm" },
+	    {"txt", "text/plain"},	  {"html", "text/html"},	{"htm", "text/html"},
+	    {"css", "text/css"},	  {"csv", "text/csv"},		{"md", "text/markdown"},
+	    {"js", "text/javascript"},	  {"json", "application/json"}, {"xml", "application/xml"},
+	    {"pdf", "application/pdf"},	  {"zip", "application/zip"},	{"gz", "application/gzip"},
+	    {"tar", "application/x-tar"}, {"png", "image/png"},		{"jpg", "image/jpeg"},
+	    {"jpeg", "image/jpeg"},	  {"gif", "image/gif"},		{"svg", "image/svg+xml"},
+	    {"webp", "image/webp"},	  {"mp3", "audio/mpeg"},	{"mp4", "video/mp4"},
+	    {"wasm", "application/wasm"},
 	};
 	const char *slash = strrchr(key, '/');
 	const char *dot = strrchr(slash ? slash : key, '.');
@@ -205,7 +203,7 @@ static void set_free(char **v, size_t n)
 	free(v);
 }
 
-static void warn_key_once(struct fs *fs, const char *key, const char *why)
+void fs_warn_key_once(struct fs *fs, const char *key, const char *why)
 {
 	bool first;
 
@@ -214,6 +212,16 @@ static void warn_key_once(struct fs *fs, const char *key, const char *why)
 	pthread_mutex_unlock(&fs->lock);
 	if (first)
 		log_warn("skipping key \"%s\": %s", key, why);
+}
+
+bool fs_add_conflict(struct fs *fs, const char *key)
+{
+	bool added;
+
+	pthread_mutex_lock(&fs->lock);
+	added = set_add(&fs->conflicts, &fs->nconflicts, key);
+	pthread_mutex_unlock(&fs->lock);
+	return added;
 }
 
 static bool is_conflict(struct fs *fs, const char *key)
@@ -233,7 +241,7 @@ static void forget_conflict(struct fs *fs, const char *key)
 	pthread_mutex_unlock(&fs->lock);
 }
 
-static void log_store_fail(const char *what, const char *key, int rc, const struct lexfs_err *err)
+void fs_log_store_fail(const char *what, const char *key, int rc, const struct lexfs_err *err)
 {
 	if (rc == -ENOENT)
 		return;
@@ -271,7 +279,7 @@ static void obj_from_info(struct fs_obj *o, struct lexfs_objinfo *oi)
 /* 1 when something lies under dkey (other than the marker itself), 0 when not. */
 static int has_children(struct fs *fs, const char *dkey, bool recursive)
 {
-	struct lexfs_list_page page = { 0 };
+	struct lexfs_list_page page = {0};
 	char *token = NULL;
 	int found = 0;
 	int rc;
@@ -295,8 +303,8 @@ static int has_children(struct fs *fs, const char *dkey, bool recursive)
 
 static int lookup_dir(struct fs *fs, struct fs_obj *o)
 {
-	struct lexfs_list_page page = { 0 };
-	struct lexfs_objinfo oi = { 0 };
+	struct lexfs_list_page page = {0};
+	struct lexfs_objinfo oi = {0};
 	bool marker = false;
 	int rc;
 
@@ -337,7 +345,7 @@ static int lookup_dir(struct fs *fs, struct fs_obj *o)
 
 int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 {
-	struct lexfs_objinfo oi = { 0 };
+	struct lexfs_objinfo oi = {0};
 	int rc;
 
 	memset(o, 0, sizeof(*o));
@@ -392,7 +400,8 @@ int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o)
 {
 	bool dir = fs_obj_is_dir(o);
-	mode_t dflt = dir ? (S_IFDIR | (0777 & ~fs->conf.umask)) : (S_IFREG | (0666 & ~fs->conf.umask));
+	mode_t dflt =
+	    dir ? (S_IFDIR | (0777 & ~fs->conf.umask)) : (S_IFREG | (0666 & ~fs->conf.umask));
 	int64_t m;
 	mode_t type;
 
@@ -406,10 +415,10 @@ mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o)
 	return type | ((mode_t)m & 07777);
 }
 
-static void obj_stat(const struct fs *fs, const struct fs_obj *o, struct stat *st)
+void fs_obj_stat(const struct fs *fs, const struct fs_obj *o, struct stat *st)
 {
 	int64_t v;
-	struct timespec mt = { .tv_sec = o->mtime, .tv_nsec = 0 };
+	struct timespec mt = {.tv_sec = o->mtime, .tv_nsec = 0};
 
 	memset(st, 0, sizeof(*st));
 	st->st_mode = fs_obj_mode(fs, o);
@@ -432,9 +441,9 @@ static void obj_stat(const struct fs *fs, const struct fs_obj *o, struct stat *s
 /* Persist o->meta. The cache takes it when it holds the key; otherwise the store. */
 int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
 {
-	struct lexfs_put_opts opts = { 0 };
-	struct lexfs_src src = { .buf = fs_empty, .fd = -1, .off = 0, .len = 0 };
-	struct lexfs_err err = { 0 };
+	struct lexfs_put_opts opts = {0};
+	struct lexfs_src src = {.buf = fs_empty, .fd = -1, .off = 0, .len = 0};
+	struct lexfs_err err = {0};
 	int rc;
 
 	if (fs->conf.read_only)
@@ -462,7 +471,7 @@ int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
 		opts.meta = &o->meta;
 		rc = store_upload(fs->st, o->key, &src, &opts, NULL, &err);
 		if (rc)
-			log_store_fail("upload", o->key, rc, &err);
+			fs_log_store_fail("upload", o->key, rc, &err);
 		else
 			o->kind = FS_MARKER;
 		return rc;
@@ -473,7 +482,7 @@ int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
 	opts.meta = &o->meta;
 	rc = store_set_meta(fs->st, o->key, &opts, &err);
 	if (rc)
-		log_store_fail("set metadata of", o->key, rc, &err);
+		fs_log_store_fail("set metadata of", o->key, rc, &err);
 	return rc;
 }
 
@@ -524,211 +533,9 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		rc = fs_lookup(fs, path, &o);
 	}
 	if (rc == 0)
-		obj_stat(fs, &o, st);
+		fs_obj_stat(fs, &o, st);
 	fs_obj_free(&o);
 	return rc;
-}
-
-/* --- readdir --- */
-
-struct dent {
-	char *name;
-	bool dir;
-	bool attrs; /* st is complete (listing carried metadata) */
-	struct stat st;
-	char *key; /* full key, for warnings and the conflict set */
-};
-
-struct dents {
-	struct dent *v;
-	size_t n, cap;
-};
-
-static void dents_free(struct dents *d)
-{
-	for (size_t i = 0; i < d->n; i++) {
-		free(d->v[i].name);
-		free(d->v[i].key);
-	}
-	free(d->v);
-}
-
-static int dents_add(struct fs *fs, struct dents *d, const char *dkey, struct lexfs_objinfo *it)
-{
-	size_t plen = strlen(dkey);
-	const char *rel = it->key + plen;
-	size_t len = strlen(rel);
-	const char *why;
-	struct dent *e;
-
-	if (strncmp(it->key, dkey, plen) != 0)
-		return 0; /* a driver answering outside the prefix: ignore */
-	if (it->is_prefix && len > 0 && rel[len - 1] == '/')
-		len--;
-	if (len == 0 && !it->is_prefix)
-		return 0; /* the directory's own marker */
-	why = pathkey_name_bad(rel, len);
-	if (why) {
-		warn_key_once(fs, it->key, why);
-		return 0;
-	}
-	if (d->n == d->cap) {
-		size_t ncap = d->cap ? d->cap * 2 : 64;
-		struct dent *nv = realloc(d->v, ncap * sizeof(*nv));
-
-		if (!nv)
-			return -ENOMEM;
-		d->v = nv;
-		d->cap = ncap;
-	}
-	e = &d->v[d->n];
-	memset(e, 0, sizeof(*e));
-	e->name = strndup(rel, len);
-	e->key = strndup(it->key, plen + len);
-	if (!e->name || !e->key) {
-		free(e->name);
-		free(e->key);
-		return -ENOMEM;
-	}
-	e->dir = it->is_prefix;
-	if (!it->is_prefix && it->has_meta) {
-		struct fs_obj o = { .kind = FS_FILE, .size = it->size, .mtime = it->mtime };
-
-		o.meta = it->meta;
-		obj_stat(fs, &o, &e->st);
-		e->attrs = true;
-	}
-	d->n++;
-	return 0;
-}
-
-static int dent_cmp(const void *a, const void *b)
-{
-	const struct dent *x = a, *y = b;
-	int c = strcmp(x->name, y->name);
-
-	if (c)
-		return c;
-	return (int)y->dir - (int)x->dir; /* directory first */
-}
-
-/* List the directory once (at offset 0) into d: sorted, bad names dropped, a
- * file hidden by a directory of the same name dropped (and remembered). */
-static int load_dents(struct fs *fs, const char *path, struct dents *d)
-{
-	struct lexfs_list_page page = { 0 };
-	struct lexfs_err err = { 0 };
-	char *dkey = pathkey_key(fs->prefix, path, true);
-	char *token = NULL;
-	size_t out = 0;
-	int rc;
-
-	if (!dkey)
-		return -ENOMEM;
-	do {
-		rc = store_list(fs->st, dkey, "/", token, 1000, &page, &err);
-		free(token);
-		token = NULL;
-		if (rc) {
-			log_store_fail("list", dkey, rc, &err);
-			goto out;
-		}
-		for (size_t i = 0; i < page.n && !rc; i++)
-			rc = dents_add(fs, d, dkey, &page.items[i]);
-		token = page.next_token;
-		page.next_token = NULL;
-		list_page_free(&page);
-	} while (!rc && token);
-	if (rc)
-		goto out;
-	if (d->n > 1)
-		qsort(d->v, d->n, sizeof(*d->v), dent_cmp);
-	for (size_t i = 0; i < d->n; i++) {
-		struct dent *e = &d->v[i];
-
-		if (out > 0 && strcmp(e->name, d->v[out - 1].name) == 0) {
-			/* Sorted directory first: this is the file of the same name. */
-			bool added;
-
-			pthread_mutex_lock(&fs->lock);
-			added = set_add(&fs->conflicts, &fs->nconflicts, e->key);
-			pthread_mutex_unlock(&fs->lock);
-			if (added)
-				log_warn("key \"%s\" is both a file and a directory prefix; "
-					 "showing the directory",
-					 e->key);
-			free(e->name);
-			free(e->key);
-			continue;
-		}
-		d->v[out++] = *e;
-	}
-	d->n = out;
-out:
-	free(token);
-	free(dkey);
-	return rc;
-}
-
-static int fs_opendir(const char *path, struct fuse_file_info *fi)
-{
-	struct dents *d = calloc(1, sizeof(*d));
-
-	if (!d)
-		return -ENOMEM;
-	fi->fh = (uint64_t)(uintptr_t)d;
-	return 0;
-}
-
-static int fs_releasedir(const char *path, struct fuse_file_info *fi)
-{
-	struct dents *d = (struct dents *)(uintptr_t)fi->fh;
-
-	dents_free(d);
-	free(d);
-	return 0;
-}
-
-/* Offsets: 1 and 2 follow "." and "..", 3 + i follows entry i. The listing is
- * made at offset 0 and kept in the handle, so a directory larger than one reply
- * is not listed again for every reply. Attributes go with the entries
- * (readdirplus) when the listing carried the metadata. */
-static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
-		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
-{
-	struct fs *fs = fs_self();
-	struct dents *d = (struct dents *)(uintptr_t)fi->fh;
-	struct stat dst = { .st_mode = S_IFDIR };
-	int rc;
-
-	if (offset == 0) {
-		dents_free(d);
-		memset(d, 0, sizeof(*d));
-		rc = load_dents(fs, path, d);
-		if (rc)
-			return rc;
-		if (filler(buf, ".", &dst, 1, 0))
-			return 0;
-	}
-	if (offset <= 1 && filler(buf, "..", &dst, 2, 0))
-		return 0;
-	for (size_t i = offset > 2 ? (size_t)offset - 2 : 0; i < d->n; i++) {
-		struct dent *e = &d->v[i];
-		struct stat st = { 0 };
-		bool plus = false;
-
-		if (e->dir) {
-			st.st_mode = S_IFDIR;
-		} else if (e->attrs) {
-			st = e->st;
-			plus = (flags & FUSE_READDIR_PLUS) != 0;
-		} else {
-			st.st_mode = S_IFREG;
-		}
-		if (filler(buf, e->name, &st, (off_t)(i + 3), plus ? FUSE_FILL_DIR_PLUS : 0))
-			break;
-	}
-	return 0;
 }
 
 /* --- directories --- */
@@ -736,9 +543,9 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 static int fs_mkdir(const char *path, mode_t mode)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_src src = { .buf = fs_empty, .fd = -1, .off = 0, .len = 0 };
-	struct lexfs_put_opts opts = { .content_type = FS_DIR_CT };
-	struct lexfs_err err = { 0 };
+	struct lexfs_src src = {.buf = fs_empty, .fd = -1, .off = 0, .len = 0};
+	struct lexfs_put_opts opts = {.content_type = FS_DIR_CT};
+	struct lexfs_err err = {0};
 	struct lexfs_meta meta;
 	char *key;
 	int rc;
@@ -754,7 +561,7 @@ static int fs_mkdir(const char *path, mode_t mode)
 	opts.meta = &meta;
 	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
 	if (rc)
-		log_store_fail("mkdir", key, rc, &err);
+		fs_log_store_fail("mkdir", key, rc, &err);
 	meta_free(&meta);
 out:
 	free(key);
@@ -764,7 +571,7 @@ out:
 static int fs_rmdir(const char *path)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	struct fs_obj o;
 	int rc;
 
@@ -790,7 +597,7 @@ static int fs_rmdir(const char *path)
 	}
 	rc = store_remove(fs->st, o.key, &err);
 	if (rc)
-		log_store_fail("rmdir", o.key, rc, &err);
+		fs_log_store_fail("rmdir", o.key, rc, &err);
 out:
 	fs_obj_free(&o);
 	return rc;
@@ -807,6 +614,7 @@ static void fh_link(struct fs *fs, struct fs_fh *fh)
 	if (fs->handles)
 		fs->handles->prev = fh;
 	fs->handles = fh;
+	fs->nhandles++;
 	pthread_mutex_unlock(&fs->lock);
 }
 
@@ -819,11 +627,11 @@ static void fh_unlink(struct fs *fs, struct fs_fh *fh)
 		fs->handles = fh->next;
 	if (fh->next)
 		fh->next->prev = fh->prev;
+	fs->nhandles--;
 	pthread_mutex_unlock(&fs->lock);
 }
 
-static int fh_new(const char *key, uint64_t size, struct cache_file *cf,
-		  struct fuse_file_info *fi)
+static int fh_new(const char *key, uint64_t size, struct cache_file *cf, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = calloc(1, sizeof(*fh));
 
@@ -877,7 +685,7 @@ out:
 
 static int open_obj(struct fs *fs, struct fs_obj *o, int flags, struct cache_file **cf)
 {
-	struct lexfs_objinfo oi = { 0 };
+	struct lexfs_objinfo oi = {0};
 
 	if (fs_obj_is_dir(o))
 		return -EISDIR;
@@ -1026,7 +834,7 @@ static int fs_release(const char *path, struct fuse_file_info *fi)
 static int fs_unlink(const char *path)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	char *key;
 	int rc;
 
@@ -1039,7 +847,7 @@ static int fs_unlink(const char *path)
 	if (rc == 0) { /* 1: the cache held it and it never reached the store */
 		rc = store_remove(fs->st, key, &err);
 		if (rc)
-			log_store_fail("remove", key, rc, &err);
+			fs_log_store_fail("remove", key, rc, &err);
 	} else if (rc == 1) {
 		rc = 0;
 	}
@@ -1053,8 +861,8 @@ static int fs_unlink(const char *path)
 static int rename_dir(struct fs *fs, const char *from, const char *to)
 {
 	size_t flen = strlen(from), tlen = strlen(to);
-	struct lexfs_list_page page = { 0 };
-	struct lexfs_err err = { 0 };
+	struct lexfs_list_page page = {0};
+	struct lexfs_err err = {0};
 	char **keys = NULL;
 	size_t n = 0, cap = 0;
 	char *token = NULL;
@@ -1067,7 +875,7 @@ static int rename_dir(struct fs *fs, const char *from, const char *to)
 		free(token);
 		token = NULL;
 		if (rc) {
-			log_store_fail("list", from, rc, &err);
+			fs_log_store_fail("list", from, rc, &err);
 			goto out;
 		}
 		for (size_t i = 0; i < page.n && !rc; i++) {
@@ -1085,7 +893,7 @@ static int rename_dir(struct fs *fs, const char *from, const char *to)
 			memcpy(dst + tlen, k + flen, strlen(k + flen) + 1);
 			rc = store_copy(fs->st, k, dst, NULL, &err);
 			if (rc)
-				log_store_fail("copy", k, rc, &err);
+				fs_log_store_fail("copy", k, rc, &err);
 			free(dst);
 			if (rc)
 				break;
@@ -1116,7 +924,7 @@ static int rename_dir(struct fs *fs, const char *from, const char *to)
 
 		rc = store_remove_many(fs->st, (const char *const *)keys + i, batch, &err);
 		if (rc)
-			log_store_fail("remove", from, rc, &err);
+			fs_log_store_fail("remove", from, rc, &err);
 	}
 out:
 	free(token);
@@ -1128,7 +936,7 @@ out:
 
 static int rename_file(struct fs *fs, const char *from, const char *to)
 {
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	int rc;
 
 	/* A target the cache holds must not be uploaded over the renamed file. */
@@ -1142,7 +950,7 @@ static int rename_file(struct fs *fs, const char *from, const char *to)
 		return 0;
 	rc = store_move(fs->st, from, to, &err);
 	if (rc)
-		log_store_fail("rename", from, rc, &err);
+		fs_log_store_fail("rename", from, rc, &err);
 	return rc;
 }
 
@@ -1288,9 +1096,9 @@ static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse
 static int fs_symlink(const char *target, const char *path)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_src src = { .buf = target, .fd = -1, .off = 0, .len = strlen(target) };
-	struct lexfs_put_opts opts = { .content_type = "application/octet-stream" };
-	struct lexfs_err err = { 0 };
+	struct lexfs_src src = {.buf = target, .fd = -1, .off = 0, .len = strlen(target)};
+	struct lexfs_put_opts opts = {.content_type = "application/octet-stream"};
+	struct lexfs_err err = {0};
 	struct lexfs_meta meta;
 	char *key;
 	int rc;
@@ -1306,7 +1114,7 @@ static int fs_symlink(const char *target, const char *path)
 	opts.meta = &meta;
 	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
 	if (rc)
-		log_store_fail("symlink", key, rc, &err);
+		fs_log_store_fail("symlink", key, rc, &err);
 	meta_free(&meta);
 out:
 	free(key);
@@ -1316,7 +1124,7 @@ out:
 static int fs_readlink(const char *path, char *buf, size_t size)
 {
 	struct fs *fs = fs_self();
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	struct fs_obj o;
 	size_t got = 0;
 	int rc;
@@ -1332,7 +1140,7 @@ static int fs_readlink(const char *path, char *buf, size_t size)
 	}
 	rc = store_read(fs->st, o.key, 0, size - 1, buf, &got, &err);
 	if (rc)
-		log_store_fail("readlink", o.key, rc, &err);
+		fs_log_store_fail("readlink", o.key, rc, &err);
 	else
 		buf[got] = '\0';
 out:
@@ -1361,34 +1169,34 @@ static int fs_statfs(const char *path, struct statvfs *sv)
 }
 
 static const struct fuse_operations fs_ops = {
-	.init = fs_init,
-	.getattr = fs_getattr,
-	.opendir = fs_opendir,
-	.readdir = fs_readdir,
-	.releasedir = fs_releasedir,
-	.mkdir = fs_mkdir,
-	.rmdir = fs_rmdir,
-	.create = fs_create_file,
-	.open = fs_open,
-	.read = fs_read,
-	.write = fs_write,
-	.truncate = fs_truncate,
-	.flush = fs_flush,
-	.fsync = fs_fsync,
-	.release = fs_release,
-	.unlink = fs_unlink,
-	.rename = fs_rename,
-	.chmod = fs_chmod,
-	.chown = fs_chown,
-	.utimens = fs_utimens,
-	.symlink = fs_symlink,
-	.readlink = fs_readlink,
-	.link = fs_link,
-	.statfs = fs_statfs,
-	.setxattr = fs_setxattr,
-	.getxattr = fs_getxattr,
-	.listxattr = fs_listxattr,
-	.removexattr = fs_removexattr,
+    .init = fs_init,
+    .getattr = fs_getattr,
+    .opendir = fs_opendir,
+    .readdir = fs_readdir,
+    .releasedir = fs_releasedir,
+    .mkdir = fs_mkdir,
+    .rmdir = fs_rmdir,
+    .create = fs_create_file,
+    .open = fs_open,
+    .read = fs_read,
+    .write = fs_write,
+    .truncate = fs_truncate,
+    .flush = fs_flush,
+    .fsync = fs_fsync,
+    .release = fs_release,
+    .unlink = fs_unlink,
+    .rename = fs_rename,
+    .chmod = fs_chmod,
+    .chown = fs_chown,
+    .utimens = fs_utimens,
+    .symlink = fs_symlink,
+    .readlink = fs_readlink,
+    .link = fs_link,
+    .statfs = fs_statfs,
+    .setxattr = fs_setxattr,
+    .getxattr = fs_getxattr,
+    .listxattr = fs_listxattr,
+    .removexattr = fs_removexattr,
 };
 
 const struct fuse_operations *fs_operations(void)
@@ -1410,7 +1218,8 @@ int fs_create(const struct fs_conf *conf, struct cache **cache, struct fs **out)
 	fs->prefix = pathkey_prefix(conf->prefix);
 	if (!fs->prefix) {
 		rc = -EINVAL;
-		log_err("mount prefix \"%s\" is not a valid path", conf->prefix ? conf->prefix : "");
+		log_err("mount prefix \"%s\" is not a valid path",
+			conf->prefix ? conf->prefix : "");
 		goto fail;
 	}
 	fs->conf.prefix = fs->prefix;
@@ -1454,6 +1263,7 @@ void fs_destroy(struct fs *fs)
 		free(fh->key);
 		free(fh);
 	}
+	fs_dirs_free(fs);
 	cache_destroy(fs->cache);
 	pthread_mutex_destroy(&fs->lock);
 	meta_free(&fs->root_meta);

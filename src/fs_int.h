@@ -19,6 +19,7 @@
 #include "src/fs.h"
 
 struct fs_fh;
+struct fs_dh;
 
 struct fs {
 	struct fs_conf conf;
@@ -27,13 +28,15 @@ struct fs {
 	struct store *st; /* owned by cache */
 	int64_t start_time;
 
-	pthread_mutex_t lock;       /* guards the fields below */
+	pthread_mutex_t lock;	     /* guards the fields below */
 	struct lexfs_meta root_meta; /* attributes and xattrs of the mount root */
-	char **warned;               /* keys already warned about (bounded) */
+	char **warned;		     /* keys already warned about (bounded) */
 	size_t nwarned;
-	char **conflicts;            /* keys that are both a file and a prefix (bounded) */
+	char **conflicts; /* keys that are both a file and a prefix (bounded) */
 	size_t nconflicts;
-	struct fs_fh *handles;       /* open file handles (fs.c) */
+	struct fs_fh *handles; /* open file handles (fs.c) */
+	struct fs_dh *dirs;    /* open directory handles (fs.c) */
+	size_t nhandles, ndirs;
 };
 
 enum fs_kind {
@@ -64,6 +67,23 @@ bool fs_obj_is_dir(const struct fs_obj *o);
 int fs_obj_save_meta(struct fs *fs, struct fs_obj *o);
 /* The full st_mode of o (type + permissions; defaults applied). */
 mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o);
+
+/* The full stat of o (defaults from the mount). */
+void fs_obj_stat(const struct fs *fs, const struct fs_obj *o, struct stat *st);
+/* Log a failed store call (not ENOENT) with its detail. */
+void fs_log_store_fail(const char *what, const char *key, int rc, const struct lexfs_err *err);
+/* Warn about key once per mount. */
+void fs_warn_key_once(struct fs *fs, const char *key, const char *why);
+/* Remember a key that is both a file and a prefix; true when it is new. */
+bool fs_add_conflict(struct fs *fs, const char *key);
+
+/* Directory operations (src/fs_dir.c). */
+int fs_opendir(const char *path, struct fuse_file_info *fi);
+int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+	       struct fuse_file_info *fi, enum fuse_readdir_flags flags);
+int fs_releasedir(const char *path, struct fuse_file_info *fi);
+/* Free directory handles the kernel never released (unmount). */
+void fs_dirs_free(struct fs *fs);
 
 /* xattr operations (src/fs_xattr.c). */
 int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags);

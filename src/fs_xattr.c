@@ -67,8 +67,7 @@ static char *url_decode(const char *s)
 	if (!out)
 		return NULL;
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 &&
-		    hexval(s[i + 2]) >= 0) {
+		if (s[i] == '%' && i + 2 < n && hexval(s[i + 1]) >= 0 && hexval(s[i + 2]) >= 0) {
 			out[o++] = (char)(hexval(s[i + 1]) * 16 + hexval(s[i + 2]));
 			i += 2;
 		} else if (s[i] == '+') {
@@ -174,7 +173,7 @@ static int reply_str_free(char *s, char *buf, size_t size)
  * may be clean, or about to be replaced by its upload). */
 static void pending_etag(struct fs *fs, struct fs_obj *o)
 {
-	struct lexfs_objinfo oi = { 0 };
+	struct lexfs_objinfo oi = {0};
 
 	if (o->kind == FS_PENDING && !o->etag[0] && store_info(fs->st, o->key, &oi, NULL) == 0)
 		snprintf(o->etag, sizeof(o->etag), "%s", oi.etag);
@@ -198,6 +197,34 @@ static int64_t presign_expiry(const char *suffix, int64_t dflt)
 	return v;
 }
 
+/* The cache's status plus the fs layer's open handles. Caller frees. */
+static char *stats_json(struct fs *fs)
+{
+	char *text = cache_stats_json(fs->cache);
+	json_t *obj, *mine;
+	size_t files, dirs;
+
+	if (!text)
+		return NULL;
+	obj = json_loads(text, 0, NULL);
+	if (!obj || !json_is_object(obj)) {
+		json_decref(obj);
+		return text;
+	}
+	free(text);
+	pthread_mutex_lock(&fs->lock);
+	files = fs->nhandles;
+	dirs = fs->ndirs;
+	pthread_mutex_unlock(&fs->lock);
+	mine = json_pack("{s:I,s:I}", "open_handles", (json_int_t)files, "open_dirs",
+			 (json_int_t)dirs);
+	if (mine)
+		json_object_set_new(obj, "fs", mine);
+	text = json_dumps(obj, JSON_COMPACT);
+	json_decref(obj);
+	return text;
+}
+
 static int lexfs_get(struct fs *fs, struct fs_obj *o, const char *name, char *buf, size_t size)
 {
 	bool file = o->kind == FS_FILE || o->kind == FS_PENDING;
@@ -214,7 +241,7 @@ static int lexfs_get(struct fs *fs, struct fs_obj *o, const char *name, char *bu
 	if (strcmp(name, "user.lexfs.stats") == 0) {
 		if (o->kind != FS_ROOT)
 			return -ENODATA;
-		s = cache_stats_json(fs->cache);
+		s = stats_json(fs);
 		return s ? reply_str_free(s, buf, size) : -ENOMEM;
 	}
 	if (!file)
@@ -228,8 +255,9 @@ static int lexfs_get(struct fs *fs, struct fs_obj *o, const char *name, char *bu
 		return o->etag[0] ? reply(o->etag, strlen(o->etag), buf, size) : -ENODATA;
 	}
 	if (strcmp(name, "user.lexfs.content_type") == 0)
-		return o->content_type[0] ? reply(o->content_type, strlen(o->content_type), buf, size)
-					  : -ENODATA;
+		return o->content_type[0]
+			   ? reply(o->content_type, strlen(o->content_type), buf, size)
+			   : -ENODATA;
 	if (has_prefix(name, XA_PRESIGN_PUT) || has_prefix(name, XA_PRESIGN)) {
 		bool put = has_prefix(name, XA_PRESIGN_PUT);
 		int64_t exp = presign_expiry(name + strlen(put ? XA_PRESIGN_PUT : XA_PRESIGN),
@@ -315,10 +343,13 @@ static int list_add(struct name_list *l, const char *name)
 int fs_listxattr(const char *path, char *list, size_t size)
 {
 	static const char *const file_names[] = {
-		XA_PRESIGN, XA_PRESIGN_PUT, "user.lexfs.url", "user.lexfs.backend",
+	    XA_PRESIGN,
+	    XA_PRESIGN_PUT,
+	    "user.lexfs.url",
+	    "user.lexfs.backend",
 	};
 	struct fs *fs = fs_self();
-	struct name_list l = { 0 };
+	struct name_list l = {0};
 	struct fs_obj o;
 	json_t *obj = NULL, *v;
 	const char *k;
@@ -341,7 +372,8 @@ int fs_listxattr(const char *path, char *list, size_t size)
 			rc = list_add(&l, "user.lexfs.stats");
 	}
 	obj = xattrs_load(&o);
-	json_object_foreach(obj, k, v) {
+	json_object_foreach(obj, k, v)
+	{
 		if (rc)
 			break;
 		if (has_prefix(k, XA_USER) && !has_prefix(k, XA_LEXFS))
@@ -358,7 +390,7 @@ out:
 
 static int root_control(struct fs *fs, const char *name, const char *value, size_t size)
 {
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	char *val;
 	int rc;
 

@@ -19,4 +19,4 @@ lexfs_LDADD = $(LEXFS_LIBS)
 # drv branch: presigned URLs of the local and memory drivers.
 liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
 # fs branch: the FUSE layer
-liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_xattr.c src/pathkey.c src/pathkey.h
+liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_dir.c src/fs_xattr.c src/pathkey.c src/pathkey.h

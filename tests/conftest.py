@@ -15,6 +15,7 @@ Contract (every test file relies on it):
   * fixture `persistent_backend`: the same over the backends whose data outlives a
     daemon (memory's does not), for remount and storetool tests.
 """
+import json
 import os
 import re
 import shutil
@@ -133,9 +134,26 @@ class Mount:
             self.proc.wait(10)
         subprocess.run(["fusermount3", "-uz", self.path], stderr=subprocess.DEVNULL)
 
+    def settle(self, timeout=3.0):
+        """Wait until the daemon holds no open handles. The kernel sends RELEASE
+        asynchronously after close() and drops what is still queued at unmount,
+        so a test that just closed a file would otherwise race its own teardown."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                stats = json.loads(os.getxattr(self.path, "user.lexfs.stats"))
+            except (OSError, ValueError):
+                return
+            fs = stats.get("fs", {})
+            if not fs.get("open_handles") and not fs.get("open_dirs"):
+                return
+            time.sleep(0.02)
+
     def unmount(self):
         if self.proc is None:
             return
+        if self.proc.poll() is None and _is_mounted(self.path):
+            self.settle()
         r = subprocess.run(["fusermount3", "-u", self.path], capture_output=True)
         if r.returncode != 0 and _is_mounted(self.path):
             time.sleep(0.5)

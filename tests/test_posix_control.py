@@ -1,5 +1,6 @@
 """Runtime controls on the mount root: user.lexfs.control.<name> -> store_control."""
 import errno
+import json
 import os
 from pathlib import Path
 
@@ -47,3 +48,13 @@ def test_control_only_on_root(mnt):
     with pytest.raises(OSError) as e:
         os.setxattr(mnt.path + "/f", "user.lexfs.invalidate", b"1")
     assert e.value.errno == errno.EPERM
+
+
+def test_stats_count_open_handles(mnt):
+    def fs_stats():
+        return json.loads(os.getxattr(mnt.path, "user.lexfs.stats"))["fs"]
+    with open(mnt.path + "/f", "w") as f:
+        f.write("x")
+        assert fs_stats()["open_handles"] == 1
+    mnt.settle()
+    assert fs_stats()["open_handles"] == 0

@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "cache/cache_int.h" /* white box: upload_drain() to look before destroy */
 #include "cache/meta_cache.h"
 #include "drivers/store.h"
 #include "src/log.h"
@@ -288,7 +290,7 @@ static void test_failure_keeps_data(void)
 	CHECK_INT(store_control(cache_store(fx.c), "fault", "error_rate=1", NULL), 0);
 	CHECK_INT(cache_flush(f), -EIO);
 	CHECK(get_obj(fx.c, "f", &size) == NULL); /* no (partial) object */
-	CHECK_INT(cache_release(f), 0);           /* flush already reported it */
+	CHECK_INT(cache_release(f), 0);		  /* flush already reported it */
 	/* the data is still held: stat sees it, a later flush retries */
 	CHECK_INT(cache_pending(fx.c, "f", &size, NULL, NULL, 0), 0);
 	CHECK_INT(size, 8);
@@ -362,6 +364,450 @@ static void test_pending_rename_unlink_meta(void)
 	drop_cache(&fx);
 }
 
+static int64_t stat_of(struct cache *c, const char *name)
+{
+	char *sj = cache_stats_json(c);
+	json_t *j = sj ? json_loads(sj, 0, NULL) : NULL;
+	int64_t v = j ? (int64_t)json_integer_value(json_object_get(j, name)) : -1;
+
+	json_decref(j);
+	free(sj);
+	return v;
+}
+
+static void fill_pattern(char *p, size_t n, unsigned seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x = x * 1103515245u + 12345u;
+		p[i] = (char)(x >> 16);
+	}
+}
+
+#define MIB (1024 * 1024)
+
+static void test_streaming_upload(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	size_t total = 20 * MIB + 4321, chunk = 128 * 1024;
+	char *ref = malloc(total), *data;
+	uint64_t size;
+
+	fill_pattern(ref, total, 1);
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, MIB), 0);
+	CHECK_INT(cache_open(fx.c, "stream.bin", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	for (size_t off = 0; off < total; off += chunk) {
+		size_t n = total - off < chunk ? total - off : chunk;
+
+		CHECK_INT(cache_write(f, ref + off, n, (off_t)off), (long long)n);
+	}
+	/* parts went up while writing: the store saw them before close */
+	CHECK(store_calls(fx.c, STORE_OP_MP_BEGIN) == 1);
+	CHECK(store_calls(fx.c, STORE_OP_MP_PART) >= 10);
+	CHECK(stat_of(fx.c, "streams") == 1);
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_MP_COMPLETE), 1);
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_MP_PART), 21); /* each part once */
+	data = get_obj(fx.c, "stream.bin", &size);
+	CHECK(data && size == total && memcmp(data, ref, total) == 0);
+	free(data);
+
+	/* a write behind the frontier re-sends only the parts it touched */
+	CHECK_INT(cache_open(fx.c, "stream2.bin", O_RDWR | O_CREAT, NULL, NULL, NULL, &f), 0);
+	for (size_t off = 0; off < 10 * MIB; off += chunk)
+		CHECK_INT(cache_write(f, ref + off, chunk, (off_t)off), (long long)chunk);
+	memcpy(ref + MIB + 100, "behind the frontier", 19);
+	CHECK_INT(cache_write(f, ref + MIB + 100, 19, MIB + 100), 19);
+	for (size_t off = 10 * MIB; off < total; off += chunk) {
+		size_t n = total - off < chunk ? total - off : chunk;
+
+		CHECK_INT(cache_write(f, ref + off, n, (off_t)off), (long long)n);
+	}
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	data = get_obj(fx.c, "stream2.bin", &size);
+	CHECK(data && size == total && memcmp(data, ref, total) == 0);
+	free(data);
+	CHECK(stat_of(fx.c, "stream_fallbacks") >= 1);
+	CHECK(store_calls(fx.c, STORE_OP_MP_PART) <= 21 + 21 + 2);
+
+	/* a small file is one PUT */
+	CHECK_INT(cache_open(fx.c, "small", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, ref, 1000, 0), 1000);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 1);
+	free(ref);
+	drop_cache(&fx);
+}
+
+/* Faults during a streamed upload: the store holds the right bytes or close fails
+ * and there is no object at all. */
+static void test_streaming_faults(void)
+{
+	const char *specs[] = {"error_rate=0.2", "fail_after=7", "error_rate=0.5,latency_ms=1"};
+	size_t total = 8 * MIB + 77, chunk = 256 * 1024;
+	char *ref = malloc(total);
+	int ok = 0, failed = 0;
+
+	fill_pattern(ref, total, 2);
+	for (unsigned t = 0; t < 3 * 3; t++) {
+		struct fixture fx;
+		struct cache_file *f;
+		uint64_t size;
+		char *data;
+		int ret;
+
+		CHECK_INT(make_cache(&fx, -1, NULL, 0, MIB), 0);
+		CHECK_INT(store_control(cache_store(fx.c), "fault", specs[t % 3], NULL), 0);
+		CHECK_INT(cache_open(fx.c, "f.bin", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+		for (size_t off = 0; off < total; off += chunk) {
+			size_t n = total - off < chunk ? total - off : chunk;
+
+			CHECK_INT(cache_write(f, ref + off, n, (off_t)off), (long long)n);
+		}
+		ret = cache_flush(f);
+		CHECK(ret == 0 || ret == -EIO);
+		CHECK_INT(store_control(cache_store(fx.c), "fault", "off", NULL), 0);
+		data = get_obj(fx.c, "f.bin", &size);
+		if (ret == 0) {
+			ok++;
+			CHECK(data && size == total && memcmp(data, ref, total) == 0);
+		} else {
+			failed++;
+			CHECK(data == NULL); /* never a half object */
+			/* data kept: the next flush succeeds with the right bytes */
+			CHECK_INT(cache_fsync(f), 0);
+			free(data);
+			data = get_obj(fx.c, "f.bin", &size);
+			CHECK(data && size == total && memcmp(data, ref, total) == 0);
+		}
+		free(data);
+		CHECK_INT(cache_release(f), 0);
+		{
+			char *sj = cache_stats_json(fx.c);
+			json_t *j = json_loads(sj, 0, NULL);
+			json_t *st = json_object_get(j, "store");
+
+			CHECK(st != NULL);
+			json_decref(j);
+			free(sj);
+		}
+		drop_cache(&fx);
+	}
+	CHECK(ok + failed == 9);
+	printf("streaming faults: %d uploads succeeded, %d reported EIO and kept data\n", ok,
+	       failed);
+	free(ref);
+}
+
+static void test_writeback_drain_and_rsync_pattern(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	struct lexfs_meta m;
+	uint64_t size;
+	char *data;
+
+	CHECK_INT(make_cache(&fx, 3600, NULL, 0, MIB), 0);
+	/* rsync: write a temp file, set mode and times, rename onto the final name */
+	CHECK_INT(
+	    cache_open(fx.c, "d/.f.XXXXXX", O_WRONLY | O_CREAT | O_EXCL, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "rsync data", 10, 0), 10);
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	CHECK(get_obj(fx.c, "d/.f.XXXXXX", &size) == NULL); /* close returned at once */
+	meta_init(&m);
+	meta_set(&m, "mode", "33188");
+	meta_set(&m, "mtime", "1700000000");
+	CHECK_INT(cache_set_meta(fx.c, "d/.f.XXXXXX", &m), 1);
+	CHECK_INT(cache_rename(fx.c, "d/.f.XXXXXX", "d/f"), 1);
+	CHECK(stat_of(fx.c, "pending_uploads") == 1);
+	/* fsync always uploads now */
+	CHECK_INT(cache_open(fx.c, "now", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "x", 1, 0), 1);
+	CHECK_INT(cache_fsync(f), 0);
+	data = get_obj(fx.c, "now", &size);
+	CHECK(data && size == 1);
+	free(data);
+	CHECK_INT(cache_release(f), 0);
+	/* unmount drains: the pending file goes up under its final name, once */
+	upload_drain(fx.c);
+	CHECK(stat_of(fx.c, "pending_uploads") == 0);
+	CHECK(get_obj(fx.c, "d/.f.XXXXXX", &size) == NULL);
+	data = get_obj(fx.c, "d/f", &size);
+	CHECK(data && size == 10 && memcmp(data, "rsync data", 10) == 0);
+	free(data);
+	{
+		struct lexfs_objinfo oi = {0};
+
+		CHECK_INT(store_info(cache_store(fx.c), "d/f", &oi, NULL), 0);
+		CHECK_STR(meta_get(&oi.meta, "mtime"), "1700000000");
+		objinfo_free(&oi);
+	}
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 2); /* "now" and "d/f" */
+	CHECK_INT(store_calls(fx.c, STORE_OP_COPY), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_MOVE), 0);
+	meta_free(&m);
+	drop_cache(&fx);
+}
+
+/* A daemon killed with -9 in write-back mode: a child process writes and closes
+ * files, renames and unlinks some, then dies without any teardown. The next cache on
+ * the same directory uploads every closed file under its final name. */
+static void test_writeback_crash_replay(void)
+{
+	struct fixture fx;
+	char dir[4200];
+	int nfiles = 200, status = 0;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/crash", basedir);
+	pid = fork();
+	if (pid == 0) {
+		struct fixture cf;
+		struct cache_file *f;
+		char key[64], body[64];
+
+		if (make_cache(&cf, 3600, dir, 0, MIB) != 0)
+			_exit(3);
+		for (int i = 0; i < nfiles; i++) {
+			snprintf(key, sizeof(key), "dir/file%03d", i);
+			snprintf(body, sizeof(body), "content of file %d", i);
+			if (cache_open(cf.c, key, O_WRONLY | O_CREAT, NULL, NULL, NULL, &f) ||
+			    cache_write(f, body, strlen(body), 0) != (ssize_t)strlen(body) ||
+			    cache_flush(f) || cache_release(f))
+				_exit(4);
+		}
+		/* a big one too */
+		{
+			char *big = malloc(3 * MIB + 5);
+
+			fill_pattern(big, 3 * MIB + 5, 9);
+			if (cache_open(cf.c, "big", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f) ||
+			    cache_write(f, big, 3 * MIB + 5, 0) != 3 * MIB + 5 || cache_release(f))
+				_exit(5);
+			free(big);
+		}
+		if (cache_rename(cf.c, "dir/file000", "dir/renamed") != 1)
+			_exit(6);
+		if (cache_unlink(cf.c, "dir/file001") != 1)
+			_exit(7);
+		/* written but never closed: not promised */
+		if (cache_open(cf.c, "open", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f) ||
+		    cache_write(f, "x", 1, 0) != 1)
+			_exit(8);
+		_exit(0); /* like kill -9: no destroy, no drain */
+	}
+	CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	upload_drain(fx.c);
+	for (int i = 2; i < nfiles; i++) {
+		char key[64], body[64];
+		uint64_t size = 0;
+		char *data;
+
+		snprintf(key, sizeof(key), "dir/file%03d", i);
+		snprintf(body, sizeof(body), "content of file %d", i);
+		data = get_obj(fx.c, key, &size);
+		CHECK(data && size == strlen(body) && memcmp(data, body, size) == 0);
+		free(data);
+	}
+	{
+		uint64_t size = 0;
+		char *data = get_obj(fx.c, "dir/renamed", &size), *big;
+
+		CHECK(data && strcmp(data, "content of file 0") == 0);
+		free(data);
+		CHECK(get_obj(fx.c, "dir/file000", &size) == NULL);
+		CHECK(get_obj(fx.c, "dir/file001", &size) == NULL);
+		CHECK(get_obj(fx.c, "open", &size) == NULL);
+		big = malloc(3 * MIB + 5);
+		fill_pattern(big, 3 * MIB + 5, 9);
+		data = get_obj(fx.c, "big", &size);
+		CHECK(data && size == 3 * MIB + 5 && memcmp(data, big, size) == 0);
+		free(data);
+		free(big);
+	}
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	drop_cache(&fx);
+	/* everything went up: a third mount has nothing to do */
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	drop_cache(&fx);
+}
+
+static void test_readahead(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	size_t total = 32 * MIB + 1000, chunk = 128 * 1024;
+	char *ref = malloc(total), *buf = malloc(chunk);
+	uint64_t dl0, dl1, bytes0;
+	struct store_opstat s[STORE_OP_COUNT];
+
+	fill_pattern(ref, total, 5);
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, MIB), 0);
+	CHECK_INT(put_obj(fx.c, "ra", ref, total), 0);
+	CHECK_INT(open_existing(fx.c, "ra", O_RDONLY, &f), 0);
+	dl0 = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	for (size_t off = 0; off < total; off += chunk) {
+		size_t want = total - off < chunk ? total - off : chunk;
+		ssize_t n = cache_read(f, buf, chunk, (off_t)off);
+
+		CHECK_INT(n, (long long)want);
+		if (n != (ssize_t)want || memcmp(buf, ref + off, want) != 0) {
+			CHECK(!"sequential read bytes differ");
+			break;
+		}
+	}
+	CHECK_INT(cache_read(f, buf, chunk, (off_t)total), 0);
+	dl1 = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	/* 257 reads of 128 KiB, but few and growing ranged GETs */
+	printf("sequential 32 MiB read: %llu ranged GETs\n", (unsigned long long)(dl1 - dl0));
+	CHECK(dl1 - dl0 <= 40);
+	CHECK(stat_of(fx.c, "readahead_hits") > 200);
+	CHECK_INT(cache_release(f), 0);
+
+	/* random 4 KiB reads do not download the object */
+	CHECK_INT(open_existing(fx.c, "ra", O_RDONLY, &f), 0);
+	store_stats(cache_store(fx.c), s);
+	bytes0 = s[STORE_OP_DOWNLOAD].bytes;
+	for (int i = 0; i < 100; i++) {
+		uint64_t off = ((uint64_t)i * 7919 * 4096) % (total - 4096);
+
+		CHECK_INT(cache_read(f, buf, 4096, (off_t)off), 4096);
+		CHECK(memcmp(buf, ref + off, 4096) == 0);
+	}
+	store_stats(cache_store(fx.c), s);
+	CHECK(s[STORE_OP_DOWNLOAD].bytes - bytes0 <= 100 * 4096 * 2);
+	CHECK_INT(cache_release(f), 0);
+	free(buf);
+	free(ref);
+	drop_cache(&fx);
+}
+
+/* With a size limit, closed files stay as clean cached data; a change in the store
+ * behind our back is noticed at the next open (size / etag). */
+static void test_clean_cache_and_staleness(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	char buf[32];
+	uint64_t dl0;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 64 * MIB, MIB), 0);
+	CHECK_INT(cache_open(fx.c, "k", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "cached!", 7, 0), 7);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(stat_of(fx.c, "cached_files"), 1);
+	dl0 = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	CHECK_INT(open_existing(fx.c, "k", O_RDONLY, &f), 0);
+	CHECK_INT(cache_read(f, buf, sizeof(buf), 0), 7);
+	CHECK(memcmp(buf, "cached!", 7) == 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_DOWNLOAD), dl0); /* served from the disk */
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(put_obj(fx.c, "k", "changed behind", 14), 0);
+	CHECK_INT(open_existing(fx.c, "k", O_RDONLY, &f), 0);
+	CHECK_INT(cache_read(f, buf, sizeof(buf), 0), 14);
+	CHECK(memcmp(buf, "changed behind", 14) == 0);
+	CHECK_INT(cache_release(f), 0);
+	/* invalidate drops clean cached data */
+	cache_invalidate(fx.c, "");
+	CHECK_INT(stat_of(fx.c, "cached_files"), 0);
+	CHECK_INT(stat_of(fx.c, "cache_used"), 0);
+	drop_cache(&fx);
+}
+
+static void test_meta_cache(void)
+{
+	struct fixture fx;
+	struct lexfs_objinfo oi = {0}, got = {0};
+	struct lexfs_list_page page = {0}, lp = {0};
+	struct cache_file *f;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, MIB), 0);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 0); /* miss */
+	oi.size = 42;
+	snprintf(oi.etag, sizeof(oi.etag), "e1");
+	meta_init(&oi.meta);
+	meta_set(&oi.meta, "mode", "33188");
+	oi.has_meta = true;
+	meta_cache_stat_put(fx.c, "a/x", &oi);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 1);
+	CHECK_INT(got.size, 42);
+	CHECK_STR(meta_get(&got.meta, "mode"), "33188");
+	objinfo_free(&got);
+	meta_cache_stat_put(fx.c, "a/none", NULL);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/none", &got), -ENOENT);
+
+	/* a listing with metadata answers stat of its entries */
+	page.n = 2;
+	page.items = calloc(2, sizeof(*page.items));
+	page.items[0].key = strdup("a/y");
+	page.items[0].size = 7;
+	page.items[0].has_meta = true;
+	meta_init(&page.items[0].meta);
+	page.items[1].key = strdup("a/sub/");
+	page.items[1].is_prefix = true;
+	meta_init(&page.items[1].meta);
+	meta_cache_list_put(fx.c, "a/", &page);
+	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 1);
+	CHECK_INT(lp.n, 2);
+	CHECK_STR(lp.items[1].key, "a/sub/");
+	list_page_free(&lp);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/y", &got), 1);
+	CHECK_INT(got.size, 7);
+	objinfo_free(&got);
+
+	/* our own write forgets the key and its directory's listing */
+	CHECK_INT(cache_open(fx.c, "a/none", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/none", &got), 0);
+	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 0);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 1);
+	objinfo_free(&got);
+	/* invalidate drops everything under the prefix */
+	cache_invalidate(fx.c, "a/");
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 0);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/y", &got), 0);
+	list_page_free(&page);
+	objinfo_free(&oi);
+	drop_cache(&fx);
+
+	/* TTL: entries expire */
+	{
+		struct fixture fx2;
+		struct store_conf sc = {0};
+		struct cache_conf cc = {0};
+		struct store *st = NULL;
+		char dir[4200];
+
+		settings_init(&fx2.set);
+		sc.driver = "memory";
+		sc.settings = &fx2.set;
+		CHECK_INT(store_create(&sc, &st, NULL), 0);
+		snprintf(dir, sizeof(dir), "%s/ttl", basedir);
+		cc.dir = dir;
+		cc.writeback_s = -1;
+		cc.stat_ttl_ms = 50;
+		cc.list_ttl_ms = 50;
+		CHECK_INT(cache_create(&cc, &st, &fx2.c), 0);
+		meta_cache_stat_put(fx2.c, "k", NULL);
+		CHECK_INT(meta_cache_stat_get(fx2.c, "k", &got), -ENOENT);
+		usleep(80 * 1000);
+		CHECK_INT(meta_cache_stat_get(fx2.c, "k", &got), 0);
+		cache_destroy(fx2.c);
+		settings_free(&fx2.set);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	log_open(LOG_SINK_STDERR, NULL, LOG_WARNING);
@@ -381,5 +827,12 @@ int main(int argc, char **argv)
 	test_shared_entry_and_direct_reads();
 	test_failure_keeps_data();
 	test_pending_rename_unlink_meta();
+	test_streaming_upload();
+	test_streaming_faults();
+	test_writeback_drain_and_rsync_pattern();
+	test_writeback_crash_replay();
+	test_readahead();
+	test_clean_cache_and_staleness();
+	test_meta_cache();
 	return check_done("cache_test");
 }

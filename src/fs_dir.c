@@ -1,0 +1,250 @@
+/* fs_dir.c - directory listings: readdir over store_list pages.
+ *
+ * A directory handle keeps the listing made at offset 0 (sorted, deduplicated),
+ * so a directory larger than one reply is not listed again for every reply, and
+ * gives each entry an offset so the attributes of readdirplus reach the kernel:
+ * when the driver's listing carries the metadata, `ls -l` costs no HEAD per file.
+ *
+ * Names that cannot be a path are skipped with one warning per key (fs.c keeps
+ * the set); a key that is both a file and a prefix shows as the directory and is
+ * remembered, so getattr agrees.
+ */
+#include "src/fs_int.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "src/log.h"
+#include "src/pathkey.h"
+
+struct dent {
+	char *name;
+	bool dir;
+	bool attrs; /* st is complete (listing carried metadata) */
+	struct stat st;
+	char *key; /* full key, for warnings and the conflict set */
+};
+
+struct dents {
+	struct dent *v;
+	size_t n, cap;
+};
+
+static void dents_free(struct dents *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->v[i].name);
+		free(d->v[i].key);
+	}
+	free(d->v);
+}
+
+static int dents_add(struct fs *fs, struct dents *d, const char *dkey, struct lexfs_objinfo *it)
+{
+	size_t plen = strlen(dkey);
+	const char *rel = it->key + plen;
+	size_t len = strlen(rel);
+	const char *why;
+	struct dent *e;
+
+	if (strncmp(it->key, dkey, plen) != 0)
+		return 0; /* a driver answering outside the prefix: ignore */
+	if (it->is_prefix && len > 0 && rel[len - 1] == '/')
+		len--;
+	if (len == 0 && !it->is_prefix)
+		return 0; /* the directory's own marker */
+	why = pathkey_name_bad(rel, len);
+	if (why) {
+		fs_warn_key_once(fs, it->key, why);
+		return 0;
+	}
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 64;
+		struct dent *nv = realloc(d->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		d->v = nv;
+		d->cap = ncap;
+	}
+	e = &d->v[d->n];
+	memset(e, 0, sizeof(*e));
+	e->name = strndup(rel, len);
+	e->key = strndup(it->key, plen + len);
+	if (!e->name || !e->key) {
+		free(e->name);
+		free(e->key);
+		return -ENOMEM;
+	}
+	e->dir = it->is_prefix;
+	if (!it->is_prefix && it->has_meta) {
+		struct fs_obj o = {.kind = FS_FILE, .size = it->size, .mtime = it->mtime};
+
+		o.meta = it->meta;
+		fs_obj_stat(fs, &o, &e->st);
+		e->attrs = true;
+	}
+	d->n++;
+	return 0;
+}
+
+static int dent_cmp(const void *a, const void *b)
+{
+	const struct dent *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	if (c)
+		return c;
+	return (int)y->dir - (int)x->dir; /* directory first */
+}
+
+/* List the directory once (at offset 0) into d: sorted, bad names dropped, a
+ * file hidden by a directory of the same name dropped (and remembered). */
+static int load_dents(struct fs *fs, const char *path, struct dents *d)
+{
+	struct lexfs_list_page page = {0};
+	struct lexfs_err err = {0};
+	char *dkey = pathkey_key(fs->prefix, path, true);
+	char *token = NULL;
+	size_t out = 0;
+	int rc;
+
+	if (!dkey)
+		return -ENOMEM;
+	do {
+		rc = store_list(fs->st, dkey, "/", token, 1000, &page, &err);
+		free(token);
+		token = NULL;
+		if (rc) {
+			fs_log_store_fail("list", dkey, rc, &err);
+			goto out;
+		}
+		for (size_t i = 0; i < page.n && !rc; i++)
+			rc = dents_add(fs, d, dkey, &page.items[i]);
+		token = page.next_token;
+		page.next_token = NULL;
+		list_page_free(&page);
+	} while (!rc && token);
+	if (rc)
+		goto out;
+	if (d->n > 1)
+		qsort(d->v, d->n, sizeof(*d->v), dent_cmp);
+	for (size_t i = 0; i < d->n; i++) {
+		struct dent *e = &d->v[i];
+
+		if (out > 0 && strcmp(e->name, d->v[out - 1].name) == 0) {
+			/* Sorted directory first: this is the file of the same name. */
+			if (fs_add_conflict(fs, e->key))
+				log_warn("key \"%s\" is both a file and a directory prefix; "
+					 "showing the directory",
+					 e->key);
+			free(e->name);
+			free(e->key);
+			continue;
+		}
+		d->v[out++] = *e;
+	}
+	d->n = out;
+out:
+	free(token);
+	free(dkey);
+	return rc;
+}
+
+/* An open directory: its listing, and its place in fs->dirs (so fs_destroy
+ * frees those whose RELEASEDIR the kernel dropped at unmount). */
+struct fs_dh {
+	struct dents d;
+	struct fs_dh *prev, *next; /* under fs->lock */
+};
+
+int fs_opendir(const char *path, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct fs_dh *dh = calloc(1, sizeof(*dh));
+
+	if (!dh)
+		return -ENOMEM;
+	pthread_mutex_lock(&fs->lock);
+	dh->next = fs->dirs;
+	if (fs->dirs)
+		fs->dirs->prev = dh;
+	fs->dirs = dh;
+	fs->ndirs++;
+	pthread_mutex_unlock(&fs->lock);
+	fi->fh = (uint64_t)(uintptr_t)dh;
+	return 0;
+}
+
+int fs_releasedir(const char *path, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct fs_dh *dh = (struct fs_dh *)(uintptr_t)fi->fh;
+
+	pthread_mutex_lock(&fs->lock);
+	if (dh->prev)
+		dh->prev->next = dh->next;
+	else
+		fs->dirs = dh->next;
+	if (dh->next)
+		dh->next->prev = dh->prev;
+	fs->ndirs--;
+	pthread_mutex_unlock(&fs->lock);
+	dents_free(&dh->d);
+	free(dh);
+	return 0;
+}
+
+/* Offsets: 1 and 2 follow "." and "..", 3 + i follows entry i. The listing is
+ * made at offset 0 and kept in the handle, so a directory larger than one reply
+ * is not listed again for every reply. Attributes go with the entries
+ * (readdirplus) when the listing carried the metadata. */
+int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+	       struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct fs *fs = fs_self();
+	struct dents *d = &((struct fs_dh *)(uintptr_t)fi->fh)->d;
+	struct stat dst = {.st_mode = S_IFDIR};
+	int rc;
+
+	if (offset == 0) {
+		dents_free(d);
+		memset(d, 0, sizeof(*d));
+		rc = load_dents(fs, path, d);
+		if (rc)
+			return rc;
+		if (filler(buf, ".", &dst, 1, 0))
+			return 0;
+	}
+	if (offset <= 1 && filler(buf, "..", &dst, 2, 0))
+		return 0;
+	for (size_t i = offset > 2 ? (size_t)offset - 2 : 0; i < d->n; i++) {
+		struct dent *e = &d->v[i];
+		struct stat st = {0};
+		bool plus = false;
+
+		if (e->dir) {
+			st.st_mode = S_IFDIR;
+		} else if (e->attrs) {
+			st = e->st;
+			plus = (flags & FUSE_READDIR_PLUS) != 0;
+		} else {
+			st.st_mode = S_IFREG;
+		}
+		if (filler(buf, e->name, &st, (off_t)(i + 3), plus ? FUSE_FILL_DIR_PLUS : 0))
+			break;
+	}
+	return 0;
+}
+
+void fs_dirs_free(struct fs *fs)
+{
+	while (fs->dirs) {
+		struct fs_dh *dh = fs->dirs;
+
+		fs->dirs = dh->next;
+		dents_free(&dh->d);
+		free(dh);
+	}
+}
