@@ -228,13 +228,26 @@ def test_large_put_uses_a_resumable_session(gcs, tmp_path):
 
 
 def test_streaming_write_100mib_through_the_mount(gcs, mounter):
+    # The cache streams a sequential writer: chunks of the resumable session are
+    # committed while the file is still open, the last one at close.
     m = mounter(gcs.source, opts=gcs.mount_opts(), env=gcs.env)
     chunk = os.urandom(MiB)
+
+    def session():
+        log = [s for s in gcs.server.sessions() if s["name"] == "stream.bin"]
+        return log[0] if log else None
+
     with open(m.path + "/stream.bin", "wb") as f:
         for i in range(100):
             f.write(bytes([i]) + chunk[1:])
-    log = [s for s in gcs.server.sessions() if s["name"] == "stream.bin"]
-    assert len(log) == 1 and log[0]["completed"] and log[0]["chunks"] > 1
+        deadline = time.time() + 30
+        while not (session() and session()["chunk_bytes"] > 0) and time.time() < deadline:
+            time.sleep(0.05)
+        before_close = session()
+        assert before_close and before_close["chunk_bytes"] > 0, before_close
+        assert not before_close["completed"]
+    s = session()
+    assert s["completed"] and s["chunks"] > 1
     got = gcs.server.object_bytes(gcs.bucket, "stream.bin")
     assert len(got) == 100 * MiB
     assert all(got[i * MiB] == i and got[i * MiB + 1:(i + 1) * MiB] == chunk[1:]
