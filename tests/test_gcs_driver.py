@@ -306,6 +306,17 @@ def test_move_deletes_the_source_generation(gcs, tmp_path):
     assert r.returncode == errno.ENOENT
 
 
+def test_move_keeps_a_concurrent_writers_new_source(gcs, tmp_path):
+    # A writer replaces the source between the rewrite and the delete: the delete's
+    # ifGenerationMatch precondition fails (412) and the new version survives.
+    (tmp_path / "f").write_bytes(b"old version")
+    storetool(gcs, "put", "r1", tmp_path / "f")
+    gcs.server.control(race_rewrite=[gcs.bucket, "r1", "new version"])
+    storetool(gcs, "mv", "r1", "r2")
+    assert storetool(gcs, "get", "r2").stdout == b"old version"
+    assert storetool(gcs, "get", "r1").stdout == b"new version"
+
+
 def test_chmod_is_a_metadata_patch(gcs, mounter):
     m = mounter(gcs.source, opts=gcs.mount_opts(), env=gcs.env)
     p = Path(m.path, "f")

@@ -210,6 +210,7 @@ class State:
         self.sessions = {}
         self.rewrites = {}
         self.fail_chunks = 0
+        self.race_rewrite = None
         self.session_log = []  # per session: what arrived, for the tests
         self.next_gen = int(time.time() * 1000000)
         self.stats = {}
@@ -325,6 +326,10 @@ class Handler(BaseHTTPRequestHandler):
                     bucket, name = ctl["corrupt"]
                     o = self.get_obj(bucket, name)
                     o.data = bytes([o.data[0] ^ 0xFF]) + o.data[1:]
+                if "race_rewrite" in ctl:
+                    # The next finished rewrite from this source is followed by a
+                    # concurrent writer's new version of the source.
+                    st.race_rewrite = tuple(ctl["race_rewrite"])
                 if "populate" in ctl:
                     bucket, prefix, count = ctl["populate"]
                     b = self.bucket(bucket)
@@ -672,6 +677,12 @@ class Handler(BaseHTTPRequestHandler):
                     q.get("destinationKmsKeyName") or src.kms)
             self.bucket(dbucket)[dname] = o
             st.count("rewrites_done")
+            race = st.race_rewrite
+            if race and race[:2] == (sbucket, sname):
+                st.race_rewrite = None
+                self.bucket(sbucket)[sname] = Obj(sbucket, sname, race[2].encode(),
+                                                  st.generation(), src.content_type,
+                                                  src.metadata, src.kms)
             return self.send(200, {"kind": "storage#rewriteResponse",
                                    "totalBytesRewritten": str(size), "objectSize": str(size),
                                    "done": True, "resource": o.resource()})
