@@ -6,6 +6,11 @@ liblexfs_a_SOURCES += \
 	src/crypto.c src/crypto.h \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
+# s3 branch: the HTTP layer and SigV4
+liblexfs_a_SOURCES += src/http.c src/sigv4.c src/sigv4.h
+# gcs: Google Cloud Storage signing and credentials
+liblexfs_a_SOURCES += src/gcs_sign.c src/gcs_sign.h
+liblexfs_a_SOURCES += src/gcs_auth.c src/gcs_auth.h
 # cli: configuration, mount sources, the daemon's main()
 liblexfs_a_SOURCES += src/conf.c src/conf.h src/source.c src/source.h
 bin_PROGRAMS += lexfs

@@ -4,6 +4,17 @@ check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 tests_unit_core_test_SOURCES = tests/unit/core_test.c tests/unit/check.h
 tests_unit_core_test_LDADD = $(LEXFS_LIBS)
+# s3 branch: HTTP helpers unit test and the SigV4 dump helper used by test_s3_sigv4.py
+UNIT_TESTS += tests/unit/test_http_util
+tests_unit_test_http_util_SOURCES = tests/unit/test_http_util.c
+tests_unit_test_http_util_LDADD = $(LEXFS_LIBS)
+noinst_PROGRAMS += tests/unit/sigv4_dump
+tests_unit_sigv4_dump_SOURCES = tests/unit/sigv4_dump.c
+tests_unit_sigv4_dump_LDADD = $(LEXFS_LIBS)
+# gcs: V4 signing vector helper (tests/test_gcs_vectors.py)
+noinst_PROGRAMS += tests/unit/gcs_sign_dump
+tests_unit_gcs_sign_dump_SOURCES = tests/unit/gcs_sign_dump.c
+tests_unit_gcs_sign_dump_LDADD = $(LEXFS_LIBS)
 # cli: configuration and mount-source unit tests
 UNIT_TESTS += tests/unit/config_test tests/unit/source_test
 tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h

@@ -16,6 +16,7 @@ TEST_PACKAGES=(
 	python3 python3-pytest python3-botocore python3-boto3 python3-azure python3-cryptography
 	logrotate systemd
 	nodejs
+	python3-crcmod
 )
 
 cd "$(dirname "$0")/.." || exit 1

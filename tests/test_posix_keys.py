@@ -78,7 +78,10 @@ def test_bad_keys_skipped_without_crash(pmnt, tmp_path):
         assert os.listdir(pmnt.path + "/k/both") == ["child"]
         assert pmnt.log.count('"k/both" is both a file and a directory') == 1
     for key in warned:  # one warning per key, though listed twice
-        assert pmnt.log.count('skipping key "%s"' % key) == 1, key
+        # A delimited listing shows "k/../dotdot" as the common prefix "k/../":
+        # that is the name the warning carries on a bucket that holds such keys.
+        shown = key[:key.find("/", 2) + 1] if "/" in key[2:] else key
+        assert pmnt.log.count('skipping key "%s"' % shown) == 1, key
     assert Path(pmnt.path, "k", "fine.txt").read_bytes() == b"fine"
     # the daemon is alive and well
     Path(pmnt.path, "k", "new").write_text("after")
