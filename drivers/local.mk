@@ -7,3 +7,5 @@ liblexfs_a_SOURCES += \
 # s3 branch: the S3 and R2 drivers
 liblexfs_a_SOURCES += drivers/s3.c drivers/s3_xml.c drivers/s3_xml.h \
 	drivers/s3_creds.c drivers/s3_creds.h
+# drv branch: the memory and local drivers.
+liblexfs_a_SOURCES += drivers/memory.c drivers/local.c

@@ -875,7 +875,7 @@ static int mem_copy(lexfs_drv *d, const char *src, const char *dst,
 
 static int mem_move(lexfs_drv *d, const char *src, const char *dst, struct lexfs_err *err)
 {
-	struct mobj *s, *o = NULL;
+	struct mobj *s;
 	char *nkey;
 	int rc;
 
@@ -906,7 +906,6 @@ static int mem_move(lexfs_drv *d, const char *src, const char *dst, struct lexfs
 	}
 	pthread_mutex_unlock(&d->lock);
 	free(nkey);
-	(void)o;
 	if (!s)
 		return notfound(err, src);
 	return 0;
@@ -1023,9 +1022,14 @@ static int mem_mp_complete(lexfs_drv *d, lexfs_mpu *m, unsigned nparts,
 	unsigned i;
 	int rc;
 
+	/* complete frees the upload even when it fails, so a retry by the store would
+	 * touch freed memory: an injected fault here is never marked retryable. */
 	rc = fault_check(d, "mp_complete", err);
-	if (rc)
+	if (rc) {
+		if (err)
+			err->retryable = false;
 		goto cleanup;
+	}
 	if (nparts == 0 || nparts > m->nparts) {
 		rc = lexfs_fail(err, LEXFS_E_TRANSACTION, EINVAL,
 				"memory: complete with %u parts, %u sent", nparts, m->nparts);

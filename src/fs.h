@@ -20,6 +20,7 @@ struct fs_conf {
 	mode_t umask;            /* applied to objects without a mode */
 	double entry_timeout;    /* kernel caches, seconds */
 	double attr_timeout;
+	double negative_timeout; /* 0: no negative entries cached by the kernel */
 	int64_t presign_expiry_s; /* default expiry of user.lexfs.presigned_url */
 	uint64_t max_file_size;   /* 0: unlimited */
 	bool read_only;

@@ -64,12 +64,57 @@ int settings_set(struct settings *s, const char *key, const char *value, const c
 	e->value = v;
 	e->origin = o;
 	e->used = false;
+	e->secret = settings_key_is_secret(e->key);
 	s->n++;
 	return 0;
 nomem:
 	free(v);
 	free(o);
 	return -ENOMEM;
+}
+
+static bool ends_with(const char *s, const char *tail)
+{
+	size_t ls = strlen(s), lt = strlen(tail);
+
+	return ls >= lt && strcmp(s + ls - lt, tail) == 0;
+}
+
+bool settings_key_is_secret(const char *key)
+{
+	static const char *const holds[] = { "secret", "password", "passwd", "passphrase", "token",
+					     "credential", "connection_string", NULL };
+	static const char *const names[] = { "_id", "_name", "_file", "_path", "_dir", "_url",
+					     "_env", NULL };
+	char low[128];
+	size_t i;
+
+	for (i = 0; key[i] != '\0' && i + 1 < sizeof(low); i++)
+		low[i] = (char)tolower((unsigned char)key[i]);
+	low[i] = '\0';
+	for (i = 0; names[i] != NULL; i++) {
+		if (ends_with(low, names[i]))
+			return false;
+	}
+	for (i = 0; holds[i] != NULL; i++) {
+		if (strstr(low, holds[i]) != NULL)
+			return true;
+	}
+	return strcmp(low, "key") == 0 || ends_with(low, "_key");
+}
+
+const char *settings_display(const struct settings *s, const char *key)
+{
+	struct setting *e = s ? find(s, key) : NULL;
+
+	if (!e)
+		return NULL;
+	return e->secret ? "(hidden)" : e->value;
+}
+
+bool settings_has(const struct settings *s, const char *key)
+{
+	return s && find(s, key) != NULL;
 }
 
 const char *settings_get(const struct settings *s, const char *key)

@@ -19,6 +19,8 @@ struct setting {
 	char *value;  /* as given */
 	char *origin; /* where it was set */
 	bool used;    /* a reader asked for it (unknown keys can be reported) */
+	bool secret;  /* the key names a credential (settings_key_is_secret): never print
+		       * the value, show settings_display() instead */
 };
 
 struct settings {
@@ -43,5 +45,18 @@ int settings_get_u64(const struct settings *s, const char *key, uint64_t dflt, u
 int settings_get_size(const struct settings *s, const char *key, uint64_t dflt, uint64_t *out,
 		      char *errbuf, size_t errlen);
 int settings_copy(struct settings *dst, const struct settings *src);
+
+/* True for keys that hold credentials: names containing "secret", "password",
+ * "passwd", "passphrase", "token", "credential", "connection_string", and "key" or
+ * names ending in "_key" (account_key, signing_key, private_key, access_key).
+ * Not secrets: names ending in "_id", "_name", "_file", "_path", "_dir", "_url",
+ * "_env" (key_id, kms_key_id, key_name, credentials_file: they name, not hold).
+ * settings_set marks such keys `secret`. */
+bool settings_key_is_secret(const char *key);
+/* The value for printing: "(hidden)" for a secret, the value otherwise, NULL when
+ * absent. Does not mark the key used. */
+const char *settings_display(const struct settings *s, const char *key);
+/* True when the key is present (does not mark it used). */
+bool settings_has(const struct settings *s, const char *key);
 
 #endif

@@ -228,7 +228,6 @@ int urlsign_verify(const char *url, const char *key, size_t keylen, int64_t now,
 	enum lexfs_method method;
 	struct query q;
 	int64_t expires;
-	size_t pathlen;
 	int rc, found = 0;
 
 	if (key_out)
@@ -261,7 +260,6 @@ int urlsign_verify(const char *url, const char *key, size_t keylen, int64_t now,
 	/* The path starts after "scheme://" when there is one. */
 	path = strstr(url, "://");
 	path = (path && path < qmark) ? path + 3 : url;
-	pathlen = (size_t)(qmark - path);
 
 	/* Try each '/'-boundary as the start of the key. */
 	for (p = path; p < qmark && !found; p++) {
@@ -290,7 +288,6 @@ int urlsign_verify(const char *url, const char *key, size_t keylen, int64_t now,
 			objkey = NULL;
 		}
 	}
-	(void)pathlen;
 	if (!found)
 		return -EACCES;
 	if (now >= expires) {

@@ -11,3 +11,14 @@ tests_unit_test_http_util_LDADD = $(LEXFS_LIBS)
 noinst_PROGRAMS += tests/unit/sigv4_dump
 tests_unit_sigv4_dump_SOURCES = tests/unit/sigv4_dump.c
 tests_unit_sigv4_dump_LDADD = $(LEXFS_LIBS)
+# cli: configuration and mount-source unit tests
+UNIT_TESTS += tests/unit/config_test tests/unit/source_test
+tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
+tests_unit_config_test_LDADD = $(LEXFS_LIBS)
+tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
+tests_unit_source_test_LDADD = $(LEXFS_LIBS)
+# cache: the cache on the memory driver (tests/unit/cache_test.c)
+check_PROGRAMS += tests/unit/cache_test
+TESTS += tests/unit/cache_test
+tests_unit_cache_test_SOURCES = tests/unit/cache_test.c tests/unit/check.h
+tests_unit_cache_test_LDADD = $(LEXFS_LIBS)

@@ -1,0 +1,1339 @@
+/* fs.c - the FUSE operations: path -> key, POSIX semantics on objects.
+ *
+ * Objects and what they mean here (keys are relative to the mount prefix):
+ *
+ *   key          meaning                          attributes from
+ *   ----------   ------------------------------   ------------------------------
+ *   "a/f"        file, or symlink (mode S_IFLNK,   its metadata: mode, uid, gid,
+ *                body = target)                    mtime (+ mtime_ns), xattr
+ *   "a/"         directory marker (mkdir)          its metadata
+ *   "a/x..."     makes "a" an implicit directory   mount defaults
+ *   (root)       the mount root                    memory (chmod/utimens on the
+ *                                                  root last as long as the mount)
+ *
+ * A file the cache holds (open, or written and not yet uploaded) is answered from
+ * the cache (cache_pending), so a new file exists before its first upload.
+ * Metadata names and formats are s3fs's: "mode" is the decimal st_mode, "uid" and
+ * "gid" decimal, "mtime" decimal seconds; lexfs adds "mtime_ns" (the nanoseconds
+ * within that second) so rsync sees exact times. s3fs ignores it.
+ *
+ * Keys that cannot be a path ("a//b", ".", "..", names over 255 bytes) are left
+ * out of listings with one warning each; a key that is both a file and a prefix
+ * shows as the directory (and the file is hidden).
+ *
+ * Every handler returns 0 / bytes or -errno; no state outside struct fs.
+ */
+#include "src/fs_int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "src/log.h"
+#include "src/pathkey.h"
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+#define FS_SET_MAX 1024       /* bound of the warned / conflict sets */
+#define FS_MAX_WRITE (1u << 20)
+#define FS_DIR_CT "application/x-directory"
+
+static const char fs_empty[1] = "";
+
+/* One open file handle (fi->fh). */
+struct fs_fh {
+	struct cache_file *cf;
+	char *key;  /* key at open time (used when FUSE gives no path) */
+	bool wrote; /* mtime already moved to "now" by this handle */
+};
+
+struct fs *fs_self(void)
+{
+	return fuse_get_context()->private_data;
+}
+
+static void now_ts(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+}
+
+static int meta_set_num(struct lexfs_meta *m, const char *name, int64_t v)
+{
+	char num[32];
+
+	snprintf(num, sizeof(num), "%" PRId64, v);
+	return meta_set(m, name, num);
+}
+
+/* Parse a decimal metadata value; false when absent or malformed. */
+static bool meta_num(const struct lexfs_meta *m, const char *name, int64_t *out)
+{
+	const char *v = meta_get(m, name);
+	char *end;
+	long long n;
+
+	if (!v || !*v)
+		return false;
+	errno = 0;
+	n = strtoll(v, &end, 10);
+	if (errno || end == v || (*end != '\0' && *end != '.'))
+		return false;
+	*out = n;
+	return true;
+}
+
+static int set_mtime(struct lexfs_meta *m, const struct timespec *ts)
+{
+	int rc = meta_set_num(m, "mtime", ts->tv_sec);
+
+	if (!rc)
+		rc = meta_set_num(m, "mtime_ns", ts->tv_nsec);
+	return rc;
+}
+
+/* The attributes a new object starts with. */
+static int new_meta(struct lexfs_meta *m, mode_t mode)
+{
+	struct fuse_context *ctx = fuse_get_context();
+	struct timespec ts;
+	int rc;
+
+	meta_init(m);
+	now_ts(&ts);
+	rc = meta_set_num(m, "mode", mode);
+	if (!rc)
+		rc = meta_set_num(m, "uid", ctx->uid);
+	if (!rc)
+		rc = meta_set_num(m, "gid", ctx->gid);
+	if (!rc)
+		rc = set_mtime(m, &ts);
+	if (rc)
+		meta_free(m);
+	return rc;
+}
+
+/* A small table is enough: the store's default covers the rest. */
+static const char *guess_content_type(const char *key)
+{
+	static const struct {
+		const char *ext;
+		const char *type;
+	} types[] = {
+		{ "txt", "text/plain" },       { "html", "text/html" },
+		{ "htm", "text/html" },        { "css", "text/css" },
+		{ "csv", "text/csv" },         { "md", "text/markdown" },
+		{ "js", "text/javascript" },   { "json", "application/json" },
+		{ "xml", "application/xml" },  { "pdf", "application/pdf" },
+		{ "zip", "application/zip" },  { "gz", "application/gzip" },
+		{ "tar", "application/x-tar" }, { "png", "image/png" },
+		{ "jpg", "image/jpeg" },       { "jpeg", "image/jpeg" },
+		{ "gif", "image/gif" },        { "svg", "image/svg+xml" },
+		{ "webp", "image/webp" },      { "mp3", "audio/mpeg" },
+		{ "mp4", "video/mp4" },        { "wasm", "application/wasm" },
+	};
+	const char *slash = strrchr(key, '/');
+	const char *dot = strrchr(slash ? slash : key, '.');
+
+	if (!dot || !dot[1])
+		return "application/octet-stream";
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcasecmp(dot + 1, types[i].ext) == 0)
+			return types[i].type;
+	return "application/octet-stream";
+}
+
+/* --- bounded string sets (warned keys, file/prefix conflicts); fs->lock held --- */
+
+static bool set_has(char *const *v, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(v[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* true when s was added (it was not there and there was room). */
+static bool set_add(char ***v, size_t *n, const char *s)
+{
+	char **nv;
+	char *dup;
+
+	if (set_has(*v, *n, s) || *n >= FS_SET_MAX)
+		return false;
+	dup = strdup(s);
+	if (!dup)
+		return false;
+	nv = realloc(*v, (*n + 1) * sizeof(**v));
+	if (!nv) {
+		free(dup);
+		return false;
+	}
+	nv[(*n)++] = dup;
+	*v = nv;
+	return true;
+}
+
+static void set_del(char **v, size_t *n, const char *s)
+{
+	for (size_t i = 0; i < *n; i++) {
+		if (strcmp(v[i], s) == 0) {
+			free(v[i]);
+			v[i] = v[--*n];
+			return;
+		}
+	}
+}
+
+static void set_free(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static void warn_key_once(struct fs *fs, const char *key, const char *why)
+{
+	bool first;
+
+	pthread_mutex_lock(&fs->lock);
+	first = set_add(&fs->warned, &fs->nwarned, key);
+	pthread_mutex_unlock(&fs->lock);
+	if (first)
+		log_warn("skipping key \"%s\": %s", key, why);
+}
+
+static bool is_conflict(struct fs *fs, const char *key)
+{
+	bool r;
+
+	pthread_mutex_lock(&fs->lock);
+	r = set_has(fs->conflicts, fs->nconflicts, key);
+	pthread_mutex_unlock(&fs->lock);
+	return r;
+}
+
+static void forget_conflict(struct fs *fs, const char *key)
+{
+	pthread_mutex_lock(&fs->lock);
+	set_del(fs->conflicts, &fs->nconflicts, key);
+	pthread_mutex_unlock(&fs->lock);
+}
+
+static void log_store_fail(const char *what, const char *key, int rc, const struct lexfs_err *err)
+{
+	if (rc == -ENOENT)
+		return;
+	if (err && err->code)
+		log_warn("%s %s: %s (LEXFS-%03d%s%s)", what, key, strerror(-rc), (int)err->code,
+			 err->message[0] ? ": " : "", err->message);
+	else
+		log_warn("%s %s: %s", what, key, strerror(-rc));
+}
+
+/* --- resolving a path --- */
+
+void fs_obj_free(struct fs_obj *o)
+{
+	free(o->key);
+	meta_free(&o->meta);
+	memset(o, 0, sizeof(*o));
+}
+
+bool fs_obj_is_dir(const struct fs_obj *o)
+{
+	return o->kind == FS_ROOT || o->kind == FS_MARKER || o->kind == FS_IMPLICIT;
+}
+
+static void obj_from_info(struct fs_obj *o, struct lexfs_objinfo *oi)
+{
+	o->size = oi->size;
+	o->mtime = oi->mtime;
+	snprintf(o->etag, sizeof(o->etag), "%s", oi->etag);
+	snprintf(o->content_type, sizeof(o->content_type), "%s", oi->content_type);
+	o->meta = oi->meta; /* hand-off */
+	meta_init(&oi->meta);
+}
+
+/* 1 when something lies under dkey (other than the marker itself), 0 when not. */
+static int has_children(struct fs *fs, const char *dkey, bool recursive)
+{
+	struct lexfs_list_page page = { 0 };
+	char *token = NULL;
+	int found = 0;
+	int rc;
+
+	do {
+		rc = store_list(fs->st, dkey, recursive ? NULL : "/", token, 2, &page, NULL);
+		free(token);
+		token = NULL;
+		if (rc)
+			return rc;
+		for (size_t i = 0; i < page.n && !found; i++)
+			if (strcmp(page.items[i].key, dkey) != 0)
+				found = 1;
+		token = page.next_token;
+		page.next_token = NULL;
+		list_page_free(&page);
+	} while (!found && token);
+	free(token);
+	return found;
+}
+
+int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
+{
+	struct lexfs_objinfo oi = { 0 };
+	int rc;
+
+	memset(o, 0, sizeof(*o));
+	meta_init(&o->meta);
+	if (!path)
+		return -ENOENT;
+	if (strcmp(path, "/") == 0) {
+		o->kind = FS_ROOT;
+		o->key = strdup(fs->prefix);
+		o->mtime = fs->start_time;
+		pthread_mutex_lock(&fs->lock);
+		rc = meta_copy(&o->meta, &fs->root_meta);
+		pthread_mutex_unlock(&fs->lock);
+		return o->key ? rc : -ENOMEM;
+	}
+	o->key = pathkey_key(fs->prefix, path, false);
+	if (!o->key)
+		return -ENOMEM;
+
+	rc = cache_pending(fs->cache, o->key, &o->size, &o->meta, o->content_type,
+			   sizeof(o->content_type));
+	if (rc == 0) {
+		o->kind = FS_PENDING;
+		o->mtime = fs->start_time;
+		return 0;
+	}
+	if (rc != -ENOENT)
+		return rc;
+
+	if (!is_conflict(fs, o->key)) {
+		rc = store_info(fs->st, o->key, &oi, NULL);
+		if (rc == 0) {
+			o->kind = FS_FILE;
+			obj_from_info(o, &oi);
+			objinfo_free(&oi);
+			return 0;
+		}
+		objinfo_free(&oi);
+		if (rc != -ENOENT)
+			return rc;
+	}
+
+	/* A directory: its marker, else any key below it. */
+	free(o->key);
+	o->key = pathkey_key(fs->prefix, path, true);
+	if (!o->key)
+		return -ENOMEM;
+	memset(&oi, 0, sizeof(oi));
+	rc = store_info(fs->st, o->key, &oi, NULL);
+	if (rc == 0) {
+		o->kind = FS_MARKER;
+		obj_from_info(o, &oi);
+		objinfo_free(&oi);
+		return 0;
+	}
+	objinfo_free(&oi);
+	if (rc != -ENOENT)
+		return rc;
+	rc = has_children(fs, o->key, false);
+	if (rc < 0)
+		return rc;
+	if (rc == 0)
+		return -ENOENT;
+	o->kind = FS_IMPLICIT;
+	o->mtime = fs->start_time;
+	return 0;
+}
+
+mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o)
+{
+	bool dir = fs_obj_is_dir(o);
+	mode_t dflt = dir ? (S_IFDIR | (0777 & ~fs->conf.umask)) : (S_IFREG | (0666 & ~fs->conf.umask));
+	int64_t m;
+	mode_t type;
+
+	if (!meta_num(&o->meta, "mode", &m) || m < 0 || m > 0177777)
+		return dflt;
+	type = (mode_t)m & S_IFMT;
+	if (dir)
+		type = S_IFDIR; /* a marker is a directory whatever its mode says */
+	else if (type != S_IFLNK)
+		type = S_IFREG; /* s3fs's old directory objects and devices: plain files */
+	return type | ((mode_t)m & 07777);
+}
+
+static void obj_stat(const struct fs *fs, const struct fs_obj *o, struct stat *st)
+{
+	int64_t v;
+	struct timespec mt = { .tv_sec = o->mtime, .tv_nsec = 0 };
+
+	memset(st, 0, sizeof(*st));
+	st->st_mode = fs_obj_mode(fs, o);
+	st->st_nlink = S_ISDIR(st->st_mode) ? 2 : 1;
+	st->st_uid = meta_num(&o->meta, "uid", &v) && v >= 0 ? (uid_t)v : fs->conf.uid;
+	st->st_gid = meta_num(&o->meta, "gid", &v) && v >= 0 ? (gid_t)v : fs->conf.gid;
+	if (meta_num(&o->meta, "mtime", &v)) {
+		mt.tv_sec = v;
+		if (meta_num(&o->meta, "mtime_ns", &v) && v >= 0 && v < 1000000000)
+			mt.tv_nsec = v;
+	}
+	st->st_mtim = mt;
+	st->st_ctim = mt;
+	st->st_atim = mt;
+	st->st_size = S_ISDIR(st->st_mode) ? 4096 : (off_t)o->size;
+	st->st_blksize = 4096;
+	st->st_blocks = (blkcnt_t)((o->size + 511) / 512);
+}
+
+/* Persist o->meta. The cache takes it when it holds the key; otherwise the store. */
+int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
+{
+	struct lexfs_put_opts opts = { 0 };
+	struct lexfs_src src = { .buf = fs_empty, .fd = -1, .off = 0, .len = 0 };
+	struct lexfs_err err = { 0 };
+	int rc;
+
+	if (fs->conf.read_only)
+		return -EROFS;
+	switch (o->kind) {
+	case FS_ROOT:
+		pthread_mutex_lock(&fs->lock);
+		meta_free(&fs->root_meta);
+		rc = meta_copy(&fs->root_meta, &o->meta);
+		pthread_mutex_unlock(&fs->lock);
+		return rc;
+	case FS_PENDING:
+	case FS_FILE:
+		rc = cache_set_meta(fs->cache, o->key, &o->meta);
+		if (rc < 0)
+			return rc;
+		if (rc == 1)
+			return 0;
+		break; /* not held (any more): the object is in the store */
+	case FS_MARKER:
+		break;
+	case FS_IMPLICIT:
+		/* Give the directory a marker to carry its attributes. */
+		opts.content_type = FS_DIR_CT;
+		opts.meta = &o->meta;
+		rc = store_upload(fs->st, o->key, &src, &opts, NULL, &err);
+		if (rc)
+			log_store_fail("upload", o->key, rc, &err);
+		else
+			o->kind = FS_MARKER;
+		return rc;
+	default:
+		return -ENOENT;
+	}
+	opts.content_type = o->content_type[0] ? o->content_type : NULL;
+	opts.meta = &o->meta;
+	rc = store_set_meta(fs->st, o->key, &opts, &err);
+	if (rc)
+		log_store_fail("set metadata of", o->key, rc, &err);
+	return rc;
+}
+
+/* --- FUSE handlers --- */
+
+static void *fs_init(struct fuse_conn_info *conn, struct fuse_config *cfg)
+{
+	struct fs *fs = fs_self();
+
+	cfg->use_ino = 0;
+	/* An open file that is unlinked must not be renamed to .fuse_hidden*: a
+	 * rename costs a copy here. */
+	cfg->hard_remove = 1;
+	cfg->entry_timeout = fs->conf.entry_timeout;
+	cfg->attr_timeout = fs->conf.attr_timeout;
+	cfg->negative_timeout = fs->conf.negative_timeout;
+	if (conn->capable & FUSE_CAP_ASYNC_READ)
+		conn->want |= FUSE_CAP_ASYNC_READ;
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC; /* no download of what O_TRUNC drops */
+	if (conn->capable & FUSE_CAP_READDIRPLUS)
+		conn->want |= FUSE_CAP_READDIRPLUS;
+	if (conn->max_write < FS_MAX_WRITE)
+		conn->max_write = FS_MAX_WRITE; /* libfuse clamps to its buffer */
+	return fs;
+}
+
+static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct fs_fh *fh = fi ? (struct fs_fh *)(uintptr_t)fi->fh : NULL;
+	struct fs_obj o;
+	int rc;
+
+	if (!path && fh) {
+		/* Unlinked while open: only the cache knows it. */
+		memset(&o, 0, sizeof(o));
+		meta_init(&o.meta);
+		o.kind = FS_PENDING;
+		o.mtime = fs->start_time;
+		rc = cache_pending(fs->cache, fh->key, &o.size, &o.meta, o.content_type,
+				   sizeof(o.content_type));
+	} else {
+		rc = fs_lookup(fs, path, &o);
+	}
+	if (rc == 0)
+		obj_stat(fs, &o, st);
+	fs_obj_free(&o);
+	return rc;
+}
+
+/* --- readdir --- */
+
+struct dent {
+	char *name;
+	bool dir;
+	bool attrs; /* st is complete (listing carried metadata) */
+	struct stat st;
+	char *key; /* full key, for warnings and the conflict set */
+};
+
+struct dents {
+	struct dent *v;
+	size_t n, cap;
+};
+
+static void dents_free(struct dents *d)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		free(d->v[i].name);
+		free(d->v[i].key);
+	}
+	free(d->v);
+}
+
+static int dents_add(struct fs *fs, struct dents *d, const char *dkey, struct lexfs_objinfo *it)
+{
+	size_t plen = strlen(dkey);
+	const char *rel = it->key + plen;
+	size_t len = strlen(rel);
+	const char *why;
+	struct dent *e;
+
+	if (strncmp(it->key, dkey, plen) != 0)
+		return 0; /* a driver answering outside the prefix: ignore */
+	if (it->is_prefix && len > 0 && rel[len - 1] == '/')
+		len--;
+	if (len == 0 && !it->is_prefix)
+		return 0; /* the directory's own marker */
+	why = pathkey_name_bad(rel, len);
+	if (why) {
+		warn_key_once(fs, it->key, why);
+		return 0;
+	}
+	if (d->n == d->cap) {
+		size_t ncap = d->cap ? d->cap * 2 : 64;
+		struct dent *nv = realloc(d->v, ncap * sizeof(*nv));
+
+		if (!nv)
+			return -ENOMEM;
+		d->v = nv;
+		d->cap = ncap;
+	}
+	e = &d->v[d->n];
+	memset(e, 0, sizeof(*e));
+	e->name = strndup(rel, len);
+	e->key = strndup(it->key, plen + len);
+	if (!e->name || !e->key) {
+		free(e->name);
+		free(e->key);
+		return -ENOMEM;
+	}
+	e->dir = it->is_prefix;
+	if (!it->is_prefix && it->has_meta) {
+		struct fs_obj o = { .kind = FS_FILE, .size = it->size, .mtime = it->mtime };
+
+		o.meta = it->meta;
+		obj_stat(fs, &o, &e->st);
+		e->attrs = true;
+	}
+	d->n++;
+	return 0;
+}
+
+static int dent_cmp(const void *a, const void *b)
+{
+	const struct dent *x = a, *y = b;
+	int c = strcmp(x->name, y->name);
+
+	if (c)
+		return c;
+	return (int)y->dir - (int)x->dir; /* directory first */
+}
+
+static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset,
+		      struct fuse_file_info *fi, enum fuse_readdir_flags flags)
+{
+	struct fs *fs = fs_self();
+	struct lexfs_list_page page = { 0 };
+	struct lexfs_err err = { 0 };
+	struct dents d = { 0 };
+	struct stat dst = { 0 };
+	char *dkey = pathkey_key(fs->prefix, path, true);
+	char *token = NULL;
+	int rc;
+
+	if (!dkey)
+		return -ENOMEM;
+	do {
+		rc = store_list(fs->st, dkey, "/", token, 1000, &page, &err);
+		free(token);
+		token = NULL;
+		if (rc) {
+			log_store_fail("list", dkey, rc, &err);
+			goto out;
+		}
+		for (size_t i = 0; i < page.n && !rc; i++)
+			rc = dents_add(fs, &d, dkey, &page.items[i]);
+		token = page.next_token;
+		page.next_token = NULL;
+		list_page_free(&page);
+	} while (!rc && token);
+	if (rc)
+		goto out;
+
+	qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
+	dst.st_mode = S_IFDIR;
+	filler(buf, ".", &dst, 0, 0);
+	filler(buf, "..", &dst, 0, 0);
+	for (size_t i = 0; i < d.n; i++) {
+		struct dent *e = &d.v[i];
+		struct stat st = { 0 };
+		bool plus = false;
+
+		if (i > 0 && strcmp(e->name, d.v[i - 1].name) == 0) {
+			/* Sorted directory first: this is the file of the same name. */
+			bool added;
+
+			pthread_mutex_lock(&fs->lock);
+			added = set_add(&fs->conflicts, &fs->nconflicts, e->key);
+			pthread_mutex_unlock(&fs->lock);
+			if (added)
+				log_warn("key \"%s\" is both a file and a directory prefix; "
+					 "showing the directory",
+					 e->key);
+			continue;
+		}
+		if (e->dir) {
+			st.st_mode = S_IFDIR;
+		} else if (e->attrs) {
+			st = e->st;
+			plus = (flags & FUSE_READDIR_PLUS) != 0;
+		} else {
+			st.st_mode = S_IFREG;
+		}
+		if (filler(buf, e->name, &st, 0, plus ? FUSE_FILL_DIR_PLUS : 0))
+			break;
+	}
+out:
+	free(token);
+	dents_free(&d);
+	free(dkey);
+	return rc;
+}
+
+/* --- directories --- */
+
+static int fs_mkdir(const char *path, mode_t mode)
+{
+	struct fs *fs = fs_self();
+	struct lexfs_src src = { .buf = fs_empty, .fd = -1, .off = 0, .len = 0 };
+	struct lexfs_put_opts opts = { .content_type = FS_DIR_CT };
+	struct lexfs_err err = { 0 };
+	struct lexfs_meta meta;
+	char *key;
+	int rc;
+
+	if (fs->conf.read_only)
+		return -EROFS;
+	key = pathkey_key(fs->prefix, path, true);
+	if (!key)
+		return -ENOMEM;
+	rc = new_meta(&meta, S_IFDIR | (mode & 07777));
+	if (rc)
+		goto out;
+	opts.meta = &meta;
+	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
+	if (rc)
+		log_store_fail("mkdir", key, rc, &err);
+	meta_free(&meta);
+out:
+	free(key);
+	return rc;
+}
+
+static int fs_rmdir(const char *path)
+{
+	struct fs *fs = fs_self();
+	struct lexfs_err err = { 0 };
+	struct fs_obj o;
+	int rc;
+
+	if (fs->conf.read_only)
+		return -EROFS;
+	rc = fs_lookup(fs, path, &o);
+	if (rc)
+		goto out;
+	if (o.kind == FS_ROOT) {
+		rc = -EBUSY;
+		goto out;
+	}
+	if (!fs_obj_is_dir(&o)) {
+		rc = -ENOTDIR;
+		goto out;
+	}
+	rc = has_children(fs, o.key, true);
+	if (rc < 0)
+		goto out;
+	if (rc > 0) {
+		rc = -ENOTEMPTY;
+		goto out;
+	}
+	rc = store_remove(fs->st, o.key, &err);
+	if (rc)
+		log_store_fail("rmdir", o.key, rc, &err);
+out:
+	fs_obj_free(&o);
+	return rc;
+}
+
+/* --- files --- */
+
+static int fh_new(const char *key, struct cache_file *cf, struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = calloc(1, sizeof(*fh));
+
+	if (fh)
+		fh->key = strdup(key);
+	if (!fh || !fh->key) {
+		free(fh);
+		cache_release(cf);
+		return -ENOMEM;
+	}
+	fh->cf = cf;
+	fi->fh = (uint64_t)(uintptr_t)fh;
+	return 0;
+}
+
+static struct fs_fh *fh_of(struct fuse_file_info *fi)
+{
+	return (struct fs_fh *)(uintptr_t)fi->fh;
+}
+
+static int fs_create_file(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct cache_file *cf = NULL;
+	struct lexfs_meta meta;
+	char *key;
+	int rc;
+
+	if (fs->conf.read_only)
+		return -EROFS;
+	key = pathkey_key(fs->prefix, path, false);
+	if (!key)
+		return -ENOMEM;
+	rc = new_meta(&meta, S_IFREG | (mode & 07777));
+	if (rc)
+		goto out;
+	rc = cache_open(fs->cache, key, fi->flags | O_CREAT, NULL, &meta, guess_content_type(key),
+			&cf);
+	meta_free(&meta);
+	if (rc)
+		goto out;
+	rc = fh_new(key, cf, fi);
+	if (!rc)
+		fh_of(fi)->wrote = true; /* created now: its mtime is already "now" */
+out:
+	free(key);
+	return rc;
+}
+
+static int open_obj(struct fs *fs, struct fs_obj *o, int flags, struct cache_file **cf)
+{
+	struct lexfs_objinfo oi = { 0 };
+
+	if (fs_obj_is_dir(o))
+		return -EISDIR;
+	oi.size = o->size;
+	oi.mtime = o->mtime;
+	snprintf(oi.etag, sizeof(oi.etag), "%s", o->etag);
+	snprintf(oi.content_type, sizeof(oi.content_type), "%s", o->content_type);
+	oi.meta = o->meta; /* borrowed: cache_open copies */
+	oi.has_meta = true;
+	return cache_open(fs->cache, o->key, flags, &oi, &o->meta,
+			  o->content_type[0] ? o->content_type : NULL, cf);
+}
+
+static int fs_open(const char *path, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct cache_file *cf = NULL;
+	struct fs_obj o;
+	int rc;
+
+	if (fs->conf.read_only && (fi->flags & O_ACCMODE) != O_RDONLY)
+		return -EROFS;
+	rc = fs_lookup(fs, path, &o);
+	if (rc)
+		goto out;
+	rc = open_obj(fs, &o, fi->flags, &cf);
+	if (rc)
+		goto out;
+	rc = fh_new(o.key, cf, fi);
+out:
+	fs_obj_free(&o);
+	return rc;
+}
+
+static int fs_read(const char *path, char *buf, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	return (int)cache_read(fh_of(fi)->cf, buf, size, off);
+}
+
+/* A write moves mtime to now (once per handle: later utimens wins). */
+static void touch_pending(struct fs *fs, const char *key)
+{
+	struct lexfs_meta meta;
+	struct timespec ts;
+	uint64_t size;
+	char ct[128];
+
+	meta_init(&meta);
+	if (cache_pending(fs->cache, key, &size, &meta, ct, sizeof(ct)) == 0) {
+		now_ts(&ts);
+		if (set_mtime(&meta, &ts) == 0)
+			cache_set_meta(fs->cache, key, &meta);
+	}
+	meta_free(&meta);
+}
+
+static void mark_written(struct fs *fs, const char *path, struct fs_fh *fh)
+{
+	char *key;
+
+	if (fh->wrote)
+		return;
+	fh->wrote = true;
+	key = path ? pathkey_key(fs->prefix, path, false) : NULL;
+	touch_pending(fs, key ? key : fh->key);
+	free(key);
+}
+
+static int fs_write(const char *path, const char *buf, size_t size, off_t off,
+		    struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct fs_fh *fh = fh_of(fi);
+	ssize_t n = cache_write(fh->cf, buf, size, off);
+
+	if (n > 0)
+		mark_written(fs, path, fh);
+	return (int)n;
+}
+
+static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct cache_file *cf = NULL;
+	struct fs_obj o;
+	int rc, rc2;
+
+	if (fs->conf.read_only)
+		return -EROFS;
+	if (fi) {
+		rc = cache_ftruncate(fh_of(fi)->cf, size);
+		if (!rc)
+			mark_written(fs, path, fh_of(fi));
+		return rc;
+	}
+	rc = fs_lookup(fs, path, &o);
+	if (rc)
+		goto out;
+	rc = open_obj(fs, &o, O_WRONLY, &cf);
+	if (rc)
+		goto out;
+	rc = cache_ftruncate(cf, size);
+	if (!rc)
+		touch_pending(fs, o.key);
+	rc2 = rc ? 0 : cache_flush(cf);
+	if (!rc)
+		rc = rc2;
+	rc2 = cache_release(cf);
+	if (!rc)
+		rc = rc2;
+out:
+	fs_obj_free(&o);
+	return rc;
+}
+
+static int fs_flush(const char *path, struct fuse_file_info *fi)
+{
+	return cache_flush(fh_of(fi)->cf);
+}
+
+static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
+{
+	return cache_fsync(fh_of(fi)->cf);
+}
+
+static int fs_release(const char *path, struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = fh_of(fi);
+	int rc = cache_release(fh->cf);
+
+	if (rc)
+		log_warn("upload of %s failed at close: %s", fh->key, strerror(-rc));
+	free(fh->key);
+	free(fh);
+	return rc;
+}
+
+static int fs_unlink(const char *path)
+{
+	struct fs *fs = fs_self();
+	struct lexfs_err err = { 0 };
+	char *key;
+	int rc;
+
+	if (fs->conf.read_only)
+		return -EROFS;
+	key = pathkey_key(fs->prefix, path, false);
+	if (!key)
+		return -ENOMEM;
+	rc = cache_unlink(fs->cache, key);
+	if (rc >= 0) {
+		/* Also when the cache held it: an older version may be in the store. */
+		rc = store_remove(fs->st, key, &err);
+		if (rc)
+			log_store_fail("remove", key, rc, &err);
+	}
+	forget_conflict(fs, key);
+	free(key);
+	return rc;
+}
+
+/* --- rename --- */
+
+static int rename_dir(struct fs *fs, const char *from, const char *to)
+{
+	size_t flen = strlen(from), tlen = strlen(to);
+	struct lexfs_list_page page = { 0 };
+	struct lexfs_err err = { 0 };
+	char **keys = NULL;
+	size_t n = 0, cap = 0;
+	char *token = NULL;
+	int rc;
+
+	/* Copy everything first, delete only when all copies exist: a failure
+	 * leaves the source whole. */
+	do {
+		rc = store_list(fs->st, from, NULL, token, 1000, &page, &err);
+		free(token);
+		token = NULL;
+		if (rc) {
+			log_store_fail("list", from, rc, &err);
+			goto out;
+		}
+		for (size_t i = 0; i < page.n && !rc; i++) {
+			const char *k = page.items[i].key;
+			char *dst;
+
+			if (page.items[i].is_prefix || strncmp(k, from, flen) != 0)
+				continue;
+			dst = malloc(tlen + strlen(k + flen) + 1);
+			if (!dst) {
+				rc = -ENOMEM;
+				break;
+			}
+			memcpy(dst, to, tlen);
+			memcpy(dst + tlen, k + flen, strlen(k + flen) + 1);
+			rc = store_copy(fs->st, k, dst, NULL, &err);
+			if (rc)
+				log_store_fail("copy", k, rc, &err);
+			free(dst);
+			if (rc)
+				break;
+			if (n == cap) {
+				size_t ncap = cap ? cap * 2 : 64;
+				char **nv = realloc(keys, ncap * sizeof(*nv));
+
+				if (!nv) {
+					rc = -ENOMEM;
+					break;
+				}
+				keys = nv;
+				cap = ncap;
+			}
+			keys[n] = strdup(k);
+			if (!keys[n]) {
+				rc = -ENOMEM;
+				break;
+			}
+			n++;
+		}
+		token = page.next_token;
+		page.next_token = NULL;
+		list_page_free(&page);
+	} while (!rc && token);
+	for (size_t i = 0; !rc && i < n; i += 1000) {
+		size_t batch = n - i < 1000 ? n - i : 1000;
+
+		rc = store_remove_many(fs->st, (const char *const *)keys + i, batch, &err);
+		if (rc)
+			log_store_fail("remove", from, rc, &err);
+	}
+out:
+	free(token);
+	for (size_t i = 0; i < n; i++)
+		free(keys[i]);
+	free(keys);
+	return rc;
+}
+
+static int rename_file(struct fs *fs, const char *from, const char *to)
+{
+	struct lexfs_err err = { 0 };
+	int rc;
+
+	/* A target the cache holds must not be uploaded over the renamed file. */
+	rc = cache_unlink(fs->cache, to);
+	if (rc < 0)
+		return rc;
+	rc = cache_rename(fs->cache, from, to);
+	if (rc < 0)
+		return rc;
+	if (rc == 1)
+		return 0;
+	rc = store_move(fs->st, from, to, &err);
+	if (rc)
+		log_store_fail("rename", from, rc, &err);
+	return rc;
+}
+
+static int fs_rename(const char *from, const char *to, unsigned int flags)
+{
+	struct fs *fs = fs_self();
+	struct fs_obj src, dst;
+	bool dst_exists;
+	int rc;
+
+	if (flags & RENAME_EXCHANGE)
+		return -EINVAL;
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL;
+	if (fs->conf.read_only)
+		return -EROFS;
+	rc = fs_lookup(fs, from, &src);
+	if (rc) {
+		fs_obj_free(&src);
+		return rc;
+	}
+	rc = fs_lookup(fs, to, &dst);
+	if (rc && rc != -ENOENT)
+		goto out;
+	dst_exists = rc == 0;
+	rc = 0;
+	if (src.kind == FS_ROOT || dst.kind == FS_ROOT) {
+		rc = -EBUSY;
+		goto out;
+	}
+	if (dst_exists && (flags & RENAME_NOREPLACE)) {
+		rc = -EEXIST;
+		goto out;
+	}
+	if (fs_obj_is_dir(&src)) {
+		if (dst_exists && !fs_obj_is_dir(&dst)) {
+			rc = -ENOTDIR;
+			goto out;
+		}
+		free(dst.key);
+		dst.key = pathkey_key(fs->prefix, to, true);
+		if (!dst.key) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		if (pathkey_under(src.key, dst.key)) {
+			rc = -EINVAL; /* into itself */
+			goto out;
+		}
+		if (dst_exists) {
+			rc = has_children(fs, dst.key, true);
+			if (rc < 0)
+				goto out;
+			if (rc > 0) {
+				rc = -ENOTEMPTY;
+				goto out;
+			}
+		}
+		rc = rename_dir(fs, src.key, dst.key);
+	} else {
+		if (dst_exists && fs_obj_is_dir(&dst)) {
+			rc = -EISDIR;
+			goto out;
+		}
+		free(dst.key);
+		dst.key = pathkey_key(fs->prefix, to, false);
+		if (!dst.key) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		rc = rename_file(fs, src.key, dst.key);
+		forget_conflict(fs, src.key);
+	}
+out:
+	fs_obj_free(&src);
+	fs_obj_free(&dst);
+	return rc;
+}
+
+/* --- attributes --- */
+
+static int fs_chmod(const char *path, mode_t mode, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct fs_obj o;
+	int rc = fs_lookup(fs, path, &o);
+
+	if (!rc) {
+		mode_t type = fs_obj_mode(fs, &o) & S_IFMT;
+
+		rc = meta_set_num(&o.meta, "mode", type | (mode & 07777));
+		if (!rc)
+			rc = fs_obj_save_meta(fs, &o);
+	}
+	fs_obj_free(&o);
+	return rc;
+}
+
+static int fs_chown(const char *path, uid_t uid, gid_t gid, struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct fs_obj o;
+	int rc = fs_lookup(fs, path, &o);
+
+	if (!rc && !meta_get(&o.meta, "mode"))
+		rc = meta_set_num(&o.meta, "mode", fs_obj_mode(fs, &o)); /* keep what stat showed */
+	if (!rc && uid != (uid_t)-1)
+		rc = meta_set_num(&o.meta, "uid", uid);
+	if (!rc && gid != (gid_t)-1)
+		rc = meta_set_num(&o.meta, "gid", gid);
+	if (!rc)
+		rc = fs_obj_save_meta(fs, &o);
+	fs_obj_free(&o);
+	return rc;
+}
+
+static int fs_utimens(const char *path, const struct timespec tv[2], struct fuse_file_info *fi)
+{
+	struct fs *fs = fs_self();
+	struct timespec ts;
+	struct fs_obj o;
+	int rc;
+
+	if (tv && tv[1].tv_nsec == UTIME_OMIT)
+		return 0;
+	if (!tv || tv[1].tv_nsec == UTIME_NOW)
+		now_ts(&ts);
+	else
+		ts = tv[1];
+	rc = fs_lookup(fs, path, &o);
+	if (!rc && !meta_get(&o.meta, "mode"))
+		rc = meta_set_num(&o.meta, "mode", fs_obj_mode(fs, &o));
+	if (!rc)
+		rc = set_mtime(&o.meta, &ts);
+	if (!rc)
+		rc = fs_obj_save_meta(fs, &o);
+	fs_obj_free(&o);
+	return rc;
+}
+
+/* --- symlinks, links, statfs --- */
+
+static int fs_symlink(const char *target, const char *path)
+{
+	struct fs *fs = fs_self();
+	struct lexfs_src src = { .buf = target, .fd = -1, .off = 0, .len = strlen(target) };
+	struct lexfs_put_opts opts = { .content_type = "application/octet-stream" };
+	struct lexfs_err err = { 0 };
+	struct lexfs_meta meta;
+	char *key;
+	int rc;
+
+	if (fs->conf.read_only)
+		return -EROFS;
+	key = pathkey_key(fs->prefix, path, false);
+	if (!key)
+		return -ENOMEM;
+	rc = new_meta(&meta, S_IFLNK | 0777);
+	if (rc)
+		goto out;
+	opts.meta = &meta;
+	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
+	if (rc)
+		log_store_fail("symlink", key, rc, &err);
+	meta_free(&meta);
+out:
+	free(key);
+	return rc;
+}
+
+static int fs_readlink(const char *path, char *buf, size_t size)
+{
+	struct fs *fs = fs_self();
+	struct lexfs_err err = { 0 };
+	struct fs_obj o;
+	size_t got = 0;
+	int rc;
+
+	if (size == 0)
+		return -EINVAL;
+	rc = fs_lookup(fs, path, &o);
+	if (rc)
+		goto out;
+	if (!S_ISLNK(fs_obj_mode(fs, &o))) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = store_read(fs->st, o.key, 0, size - 1, buf, &got, &err);
+	if (rc)
+		log_store_fail("readlink", o.key, rc, &err);
+	else
+		buf[got] = '\0';
+out:
+	fs_obj_free(&o);
+	return rc;
+}
+
+static int fs_link(const char *from, const char *to)
+{
+	return -EPERM;
+}
+
+static int fs_statfs(const char *path, struct statvfs *sv)
+{
+	memset(sv, 0, sizeof(*sv));
+	sv->f_bsize = 4096;
+	sv->f_frsize = 4096;
+	sv->f_blocks = (fsblkcnt_t)1 << 40; /* 4 PiB: object stores do not run out */
+	sv->f_bfree = sv->f_blocks;
+	sv->f_bavail = sv->f_blocks;
+	sv->f_files = (fsfilcnt_t)1 << 32;
+	sv->f_ffree = sv->f_files;
+	sv->f_favail = sv->f_files;
+	sv->f_namemax = PATHKEY_NAME_MAX;
+	return 0;
+}
+
+static const struct fuse_operations fs_ops = {
+	.init = fs_init,
+	.getattr = fs_getattr,
+	.readdir = fs_readdir,
+	.mkdir = fs_mkdir,
+	.rmdir = fs_rmdir,
+	.create = fs_create_file,
+	.open = fs_open,
+	.read = fs_read,
+	.write = fs_write,
+	.truncate = fs_truncate,
+	.flush = fs_flush,
+	.fsync = fs_fsync,
+	.release = fs_release,
+	.unlink = fs_unlink,
+	.rename = fs_rename,
+	.chmod = fs_chmod,
+	.chown = fs_chown,
+	.utimens = fs_utimens,
+	.symlink = fs_symlink,
+	.readlink = fs_readlink,
+	.link = fs_link,
+	.statfs = fs_statfs,
+	.setxattr = fs_setxattr,
+	.getxattr = fs_getxattr,
+	.listxattr = fs_listxattr,
+	.removexattr = fs_removexattr,
+};
+
+const struct fuse_operations *fs_operations(void)
+{
+	return &fs_ops;
+}
+
+int fs_create(const struct fs_conf *conf, struct cache **cache, struct fs **out)
+{
+	struct fs *fs;
+	struct timespec ts;
+	int rc = -ENOMEM;
+
+	*out = NULL;
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		goto fail;
+	fs->conf = *conf;
+	fs->prefix = pathkey_prefix(conf->prefix);
+	if (!fs->prefix) {
+		rc = -EINVAL;
+		log_err("mount prefix \"%s\" is not a valid path", conf->prefix ? conf->prefix : "");
+		goto fail;
+	}
+	fs->conf.prefix = fs->prefix;
+	meta_init(&fs->root_meta);
+	now_ts(&ts);
+	fs->start_time = ts.tv_sec;
+	if (meta_set_num(&fs->root_meta, "mode", S_IFDIR | (0777 & ~conf->umask)) ||
+	    meta_set_num(&fs->root_meta, "uid", conf->uid) ||
+	    meta_set_num(&fs->root_meta, "gid", conf->gid) || set_mtime(&fs->root_meta, &ts))
+		goto fail;
+	if (pthread_mutex_init(&fs->lock, NULL)) {
+		meta_free(&fs->root_meta);
+		goto fail;
+	}
+	fs->cache = *cache;
+	*cache = NULL;
+	fs->st = cache_store(fs->cache);
+	*out = fs;
+	return 0;
+fail:
+	if (fs) {
+		meta_free(&fs->root_meta);
+		free(fs->prefix);
+		free(fs);
+	}
+	if (*cache)
+		cache_destroy(*cache);
+	*cache = NULL;
+	return rc;
+}
+
+void fs_destroy(struct fs *fs)
+{
+	if (!fs)
+		return;
+	cache_destroy(fs->cache);
+	pthread_mutex_destroy(&fs->lock);
+	meta_free(&fs->root_meta);
+	set_free(fs->warned, fs->nwarned);
+	set_free(fs->conflicts, fs->nconflicts);
+	free(fs->prefix);
+	free(fs);
+}

@@ -1,0 +1,385 @@
+/* cache_test.c - the cache (cache/cache.h) on the memory driver, without FUSE.
+ *
+ * Each case checks what a user would: the bytes in the store, the errno of close,
+ * the number of store calls. Run with a scratch directory as argv[1] (default: a
+ * new directory under $TMPDIR).
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cache/cache.h"
+#include "cache/meta_cache.h"
+#include "drivers/store.h"
+#include "src/log.h"
+#include "src/settings.h"
+#include "tests/unit/check.h"
+
+static char basedir[4096];
+static int ncase;
+
+struct fixture {
+	struct settings set;
+	struct cache *c;
+	struct store *st;
+	char dir[4200];
+};
+
+static int make_cache(struct fixture *fx, int writeback_s, const char *dir_or_null,
+		      uint64_t size_limit, uint64_t part_size)
+{
+	struct store_conf sc = {0};
+	struct cache_conf cc = {0};
+	struct store *st = NULL;
+	struct lexfs_err err = {0};
+	int ret;
+
+	settings_init(&fx->set);
+	sc.driver = "memory";
+	sc.backend_name = "default";
+	sc.settings = &fx->set;
+	sc.max_retries = 3;
+	sc.retry_base_ms = 1;
+	sc.retry_max_ms = 5;
+	ret = store_create(&sc, &st, &err);
+	if (ret < 0) {
+		fprintf(stderr, "store_create: %d %s\n", ret, err.message);
+		return ret;
+	}
+	if (dir_or_null)
+		snprintf(fx->dir, sizeof(fx->dir), "%s", dir_or_null);
+	else
+		snprintf(fx->dir, sizeof(fx->dir), "%s/case%d", basedir, ++ncase);
+	cc.dir = fx->dir;
+	cc.writeback_s = writeback_s;
+	cc.upload_concurrency = 3;
+	cc.part_size = part_size;
+	cc.size_limit = size_limit;
+	cc.stat_ttl_ms = 60000;
+	cc.list_ttl_ms = 60000;
+	fx->st = st;
+	ret = cache_create(&cc, &st, &fx->c);
+	CHECK(st == NULL);
+	return ret;
+}
+
+static void drop_cache(struct fixture *fx)
+{
+	cache_destroy(fx->c);
+	fx->c = NULL;
+	settings_free(&fx->set);
+}
+
+/* The object's bytes (caller frees), or NULL when absent. */
+static char *get_obj(struct cache *c, const char *key, uint64_t *size)
+{
+	struct lexfs_objinfo oi = {0};
+	char *buf;
+	size_t got = 0;
+
+	if (store_info(cache_store(c), key, &oi, NULL) < 0)
+		return NULL;
+	*size = oi.size;
+	objinfo_free(&oi);
+	buf = malloc(*size + 1);
+	if (!buf)
+		return NULL;
+	if (store_read(cache_store(c), key, 0, *size, buf, &got, NULL) < 0 || got != *size) {
+		free(buf);
+		return NULL;
+	}
+	buf[*size] = '\0';
+	return buf;
+}
+
+static int put_obj(struct cache *c, const char *key, const void *data, size_t len)
+{
+	struct lexfs_src src = {.buf = data, .len = len};
+
+	return store_upload(cache_store(c), key, &src, NULL, NULL, NULL);
+}
+
+static uint64_t store_calls(struct cache *c, enum store_op op)
+{
+	struct store_opstat s[STORE_OP_COUNT];
+
+	store_stats(cache_store(c), s);
+	return s[op].calls;
+}
+
+static int open_existing(struct cache *c, const char *key, int flags, struct cache_file **f)
+{
+	struct lexfs_objinfo oi = {0};
+	int ret = store_info(cache_store(c), key, &oi, NULL);
+
+	if (ret < 0)
+		return ret;
+	ret = cache_open(c, key, flags, &oi, NULL, NULL, f);
+	objinfo_free(&oi);
+	return ret;
+}
+
+static void test_new_file_sync(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	struct lexfs_meta m;
+	char *data;
+	uint64_t size;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, 0), 0);
+	meta_init(&m);
+	meta_set(&m, "mode", "33188");
+	CHECK_INT(cache_open(fx.c, "a/hello.txt", O_WRONLY | O_CREAT, NULL, &m, "text/plain", &f),
+		  0);
+	/* pending before close: size and metadata from the cache */
+	CHECK_INT(cache_write(f, "hello ", 6, 0), 6);
+	CHECK_INT(cache_write(f, "world", 5, 6), 5);
+	{
+		uint64_t ps = 0;
+		struct lexfs_meta pm;
+		char ct[64];
+
+		CHECK_INT(cache_pending(fx.c, "a/hello.txt", &ps, &pm, ct, sizeof(ct)), 0);
+		CHECK_INT(ps, 11);
+		CHECK_STR(meta_get(&pm, "mode"), "33188");
+		CHECK_STR(ct, "text/plain");
+		meta_free(&pm);
+	}
+	CHECK(get_obj(fx.c, "a/hello.txt", &size) == NULL); /* nothing up before close */
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	data = get_obj(fx.c, "a/hello.txt", &size);
+	CHECK(data && size == 11 && memcmp(data, "hello world", 11) == 0);
+	free(data);
+	{
+		struct lexfs_objinfo oi = {0};
+
+		CHECK_INT(store_info(cache_store(fx.c), "a/hello.txt", &oi, NULL), 0);
+		CHECK_STR(meta_get(&oi.meta, "mode"), "33188");
+		CHECK_STR(oi.content_type, "text/plain");
+		objinfo_free(&oi);
+	}
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 1);
+	CHECK_INT(cache_pending(fx.c, "a/hello.txt", NULL, NULL, NULL, 0), -ENOENT);
+	/* an empty new file is created too */
+	CHECK_INT(cache_open(fx.c, "empty", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	data = get_obj(fx.c, "empty", &size);
+	CHECK(data && size == 0);
+	free(data);
+	meta_free(&m);
+	drop_cache(&fx);
+}
+
+static void test_partial_write_fetches_by_range(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	size_t big = 5 * 1024 * 1024 + 123;
+	char *orig = malloc(big), *data, buf[100];
+	uint64_t size, dl0;
+
+	for (size_t i = 0; i < big; i++)
+		orig[i] = (char)(i * 7 + i / 1000);
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, 0), 0);
+	CHECK_INT(put_obj(fx.c, "big", orig, big), 0);
+	CHECK_INT(open_existing(fx.c, "big", O_RDWR, &f), 0);
+	dl0 = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	/* a write fetches nothing */
+	CHECK_INT(cache_write(f, "XYZ", 3, 2 * 1024 * 1024 + 10), 3);
+	memcpy(orig + 2 * 1024 * 1024 + 10, "XYZ", 3);
+	CHECK_INT(store_calls(fx.c, STORE_OP_DOWNLOAD), dl0);
+	/* a read fetches only its neighbourhood and sees the written bytes */
+	CHECK_INT(cache_read(f, buf, 20, 2 * 1024 * 1024), 20);
+	CHECK(memcmp(buf, orig + 2 * 1024 * 1024, 20) == 0);
+	{
+		char *sj = cache_stats_json(fx.c);
+		json_t *j = json_loads(sj, 0, NULL);
+
+		CHECK(j != NULL);
+		CHECK(json_integer_value(json_object_get(j, "fetch_bytes")) <= 1024 * 1024);
+		CHECK(json_object_get(j, "store") != NULL);
+		json_decref(j);
+		free(sj);
+	}
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	data = get_obj(fx.c, "big", &size);
+	CHECK(data && size == big && memcmp(data, orig, big) == 0);
+	free(data);
+	/* truncate down, then extend: the tail reads as zeros, nothing stale */
+	CHECK_INT(open_existing(fx.c, "big", O_RDWR, &f), 0);
+	CHECK_INT(cache_ftruncate(f, 1000), 0);
+	CHECK_INT(cache_ftruncate(f, 3000), 0);
+	CHECK_INT(cache_read(f, buf, 100, 990), 100);
+	CHECK(memcmp(buf, orig + 990, 10) == 0);
+	{
+		static const char zeros[90];
+
+		CHECK(memcmp(buf + 10, zeros, 90) == 0);
+	}
+	CHECK_INT(cache_release(f), 0); /* release without flush uploads too */
+	data = get_obj(fx.c, "big", &size);
+	CHECK(data && size == 3000 && memcmp(data, orig, 1000) == 0);
+	free(data);
+	free(orig);
+	drop_cache(&fx);
+}
+
+static void test_shared_entry_and_direct_reads(void)
+{
+	struct fixture fx;
+	struct cache_file *w, *r, *r2;
+	char buf[64];
+	uint64_t dl0;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, 0), 0);
+	CHECK_INT(put_obj(fx.c, "k", "0123456789", 10), 0);
+	/* read-only handle: ranged GET straight into the buffer */
+	CHECK_INT(open_existing(fx.c, "k", O_RDONLY, &r), 0);
+	dl0 = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	CHECK_INT(cache_read(r, buf, 4, 3), 4);
+	CHECK(memcmp(buf, "3456", 4) == 0);
+	CHECK(store_calls(fx.c, STORE_OP_DOWNLOAD) > dl0);
+	CHECK_INT(cache_write(r, "x", 1, 0), -EBADF);
+	/* a writer shares the entry: the reader sees its bytes at once */
+	CHECK_INT(open_existing(fx.c, "k", O_WRONLY, &w), 0);
+	CHECK_INT(cache_write(w, "AB", 2, 8), 2);
+	CHECK_INT(cache_write(w, "!", 1, 12), 1); /* a hole of zeros at 10..11 */
+	CHECK_INT(cache_read(r, buf, 64, 6), 7);
+	CHECK(memcmp(buf, "67AB\0\0!", 7) == 0);
+	CHECK_INT(open_existing(fx.c, "k", O_RDONLY, &r2), 0);
+	CHECK_INT(cache_read(r2, buf, 64, 0), 13);
+	CHECK(memcmp(buf, "01234567AB\0\0!", 13) == 0);
+	CHECK_INT(cache_flush(r2), 0);
+	CHECK_INT(cache_release(r2), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 1); /* the put_obj only */
+	CHECK_INT(cache_flush(w), 0);
+	CHECK_INT(cache_release(w), 0);
+	CHECK_INT(cache_release(r), 0);
+	{
+		uint64_t size;
+		char *data = get_obj(fx.c, "k", &size);
+
+		CHECK(data && size == 13 && memcmp(data, "01234567AB\0\0!", 13) == 0);
+		free(data);
+	}
+	drop_cache(&fx);
+}
+
+static void test_failure_keeps_data(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	uint64_t size;
+	char *data;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, 0), 0);
+	CHECK_INT(cache_open(fx.c, "f", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "precious", 8, 0), 8);
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "error_rate=1", NULL), 0);
+	CHECK_INT(cache_flush(f), -EIO);
+	CHECK(get_obj(fx.c, "f", &size) == NULL); /* no (partial) object */
+	CHECK_INT(cache_release(f), 0);           /* flush already reported it */
+	/* the data is still held: stat sees it, a later flush retries */
+	CHECK_INT(cache_pending(fx.c, "f", &size, NULL, NULL, 0), 0);
+	CHECK_INT(size, 8);
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "off", NULL), 0);
+	CHECK_INT(cache_open(fx.c, "f", O_WRONLY, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_fsync(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	data = get_obj(fx.c, "f", &size);
+	CHECK(data && size == 8 && memcmp(data, "precious", 8) == 0);
+	free(data);
+	{
+		char *sj = cache_stats_json(fx.c);
+		json_t *j = json_loads(sj, 0, NULL);
+
+		CHECK(json_integer_value(json_object_get(j, "upload_errors")) >= 1);
+		json_decref(j);
+		free(sj);
+	}
+	drop_cache(&fx);
+}
+
+static void test_pending_rename_unlink_meta(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	struct lexfs_meta m;
+	uint64_t size;
+	char *data;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, 0), 0);
+	CHECK_INT(cache_open(fx.c, ".x.tmp", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "abc", 3, 0), 3);
+	meta_init(&m);
+	meta_set(&m, "mode", "33261");
+	CHECK_INT(cache_set_meta(fx.c, ".x.tmp", &m), 1);
+	CHECK_INT(cache_rename(fx.c, ".x.tmp", "x"), 1);
+	CHECK_INT(cache_pending(fx.c, ".x.tmp", NULL, NULL, NULL, 0), -ENOENT);
+	CHECK_INT(cache_pending(fx.c, "x", &size, NULL, NULL, 0), 0);
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	CHECK(get_obj(fx.c, ".x.tmp", &size) == NULL);
+	data = get_obj(fx.c, "x", &size);
+	CHECK(data && size == 3 && memcmp(data, "abc", 3) == 0);
+	free(data);
+	{
+		struct lexfs_objinfo oi = {0};
+
+		CHECK_INT(store_info(cache_store(fx.c), "x", &oi, NULL), 0);
+		CHECK_STR(meta_get(&oi.meta, "mode"), "33261");
+		objinfo_free(&oi);
+	}
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 1);
+	CHECK_INT(store_calls(fx.c, STORE_OP_COPY), 0);
+	/* not held: 0 */
+	CHECK_INT(cache_rename(fx.c, "nothere", "y"), 0);
+	CHECK_INT(cache_unlink(fx.c, "nothere"), 0);
+	CHECK_INT(cache_set_meta(fx.c, "nothere", &m), 0);
+	/* unlink of an open new file: never uploaded, handle keeps working */
+	CHECK_INT(cache_open(fx.c, "gone", O_RDWR | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "zz", 2, 0), 2);
+	CHECK_INT(cache_unlink(fx.c, "gone"), 1);
+	{
+		char buf[4];
+
+		CHECK_INT(cache_read(f, buf, 4, 0), 2);
+	}
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	CHECK(get_obj(fx.c, "gone", &size) == NULL);
+	meta_free(&m);
+	drop_cache(&fx);
+}
+
+int main(int argc, char **argv)
+{
+	log_open(LOG_SINK_STDERR, NULL, LOG_WARNING);
+	if (argc > 1) {
+		snprintf(basedir, sizeof(basedir), "%s", argv[1]);
+	} else {
+		const char *t = getenv("TMPDIR");
+
+		snprintf(basedir, sizeof(basedir), "%s/lexfs-cache-test-XXXXXX", t ? t : "/tmp");
+		if (!mkdtemp(basedir)) {
+			perror("mkdtemp");
+			return 2;
+		}
+	}
+	test_new_file_sync();
+	test_partial_write_fetches_by_range();
+	test_shared_entry_and_direct_reads();
+	test_failure_keeps_data();
+	test_pending_rename_unlink_meta();
+	return check_done("cache_test");
+}
