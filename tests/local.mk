@@ -22,3 +22,14 @@ check_PROGRAMS += tests/unit/cache_test
 TESTS += tests/unit/cache_test
 tests_unit_cache_test_SOURCES = tests/unit/cache_test.c tests/unit/check.h
 tests_unit_cache_test_LDADD = $(LEXFS_LIBS)
+# drv branch: the conformance CLI and the C unit tests of urlsign and the local driver.
+noinst_PROGRAMS += lexfs-storetool
+lexfs_storetool_SOURCES = tests/storetool.c
+lexfs_storetool_LDADD = $(LEXFS_LIBS)
+
+check_PROGRAMS += tests/unit/urlsign_test tests/unit/local_test
+TESTS += tests/unit/urlsign_test tests/unit/local_test
+tests_unit_urlsign_test_SOURCES = tests/unit/urlsign_test.c
+tests_unit_urlsign_test_LDADD = $(LEXFS_LIBS)
+tests_unit_local_test_SOURCES = tests/unit/local_test.c
+tests_unit_local_test_LDADD = $(LEXFS_LIBS)
