@@ -29,8 +29,8 @@ import pytest
 PY = "/usr/bin/python3"
 ROOT = Path(__file__).resolve().parent.parent
 
-BACKEND_NAMES = ["memory", "local"]
-pytest_plugins = []
+BACKEND_NAMES = ["memory", "local", "s3", "r2"]
+pytest_plugins = ["servers.s3"]
 
 TEST_TIMEOUT_S = int(os.environ.get("LEXFS_TEST_TIMEOUT", "300"))
 MOUNT_TIMEOUT_S = 20
