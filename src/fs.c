@@ -57,6 +57,7 @@ struct fs_fh {
 	struct cache_file *cf;
 	char *key;  /* key at open time (used when FUSE gives no path) */
 	bool wrote; /* mtime already moved to "now" by this handle */
+	uint64_t size; /* as this handle saw it: fstat after unlink only */
 };
 
 struct fs *fs_self(void)
@@ -489,6 +490,10 @@ static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *
 		o.mtime = fs->start_time;
 		rc = cache_pending(fs->cache, fh->key, &o.size, &o.meta, o.content_type,
 				   sizeof(o.content_type));
+		if (rc == -ENOENT) {
+			o.size = fh->size; /* unlinked: the cache no longer names it */
+			rc = 0;
+		}
 	} else {
 		rc = fs_lookup(fs, path, &o);
 	}
@@ -719,7 +724,8 @@ out:
 
 /* --- files --- */
 
-static int fh_new(const char *key, struct cache_file *cf, struct fuse_file_info *fi)
+static int fh_new(const char *key, uint64_t size, struct cache_file *cf,
+		  struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = calloc(1, sizeof(*fh));
 
@@ -731,6 +737,7 @@ static int fh_new(const char *key, struct cache_file *cf, struct fuse_file_info 
 		return -ENOMEM;
 	}
 	fh->cf = cf;
+	fh->size = size;
 	fi->fh = (uint64_t)(uintptr_t)fh;
 	return 0;
 }
@@ -761,7 +768,7 @@ static int fs_create_file(const char *path, mode_t mode, struct fuse_file_info *
 	meta_free(&meta);
 	if (rc)
 		goto out;
-	rc = fh_new(key, cf, fi);
+	rc = fh_new(key, 0, cf, fi);
 	if (!rc)
 		fh_of(fi)->wrote = true; /* created now: its mtime is already "now" */
 out:
@@ -800,7 +807,7 @@ static int fs_open(const char *path, struct fuse_file_info *fi)
 	rc = open_obj(fs, &o, fi->flags, &cf);
 	if (rc)
 		goto out;
-	rc = fh_new(o.key, cf, fi);
+	rc = fh_new(o.key, (fi->flags & O_TRUNC) ? 0 : o.size, cf, fi);
 out:
 	fs_obj_free(&o);
 	return rc;
@@ -847,8 +854,11 @@ static int fs_write(const char *path, const char *buf, size_t size, off_t off,
 	struct fs_fh *fh = fh_of(fi);
 	ssize_t n = cache_write(fh->cf, buf, size, off);
 
-	if (n > 0)
+	if (n > 0) {
 		mark_written(fs, path, fh);
+		if ((uint64_t)off + (uint64_t)n > fh->size)
+			fh->size = (uint64_t)off + (uint64_t)n;
+	}
 	return (int)n;
 }
 
@@ -863,8 +873,10 @@ static int fs_truncate(const char *path, off_t size, struct fuse_file_info *fi)
 		return -EROFS;
 	if (fi) {
 		rc = cache_ftruncate(fh_of(fi)->cf, size);
-		if (!rc)
+		if (!rc) {
 			mark_written(fs, path, fh_of(fi));
+			fh_of(fi)->size = (uint64_t)size;
+		}
 		return rc;
 	}
 	rc = fs_lookup(fs, path, &o);
@@ -922,11 +934,12 @@ static int fs_unlink(const char *path)
 	if (!key)
 		return -ENOMEM;
 	rc = cache_unlink(fs->cache, key);
-	if (rc >= 0) {
-		/* Also when the cache held it: an older version may be in the store. */
+	if (rc == 0) { /* 1: the cache held it and it never reached the store */
 		rc = store_remove(fs->st, key, &err);
 		if (rc)
 			log_store_fail("remove", key, rc, &err);
+	} else if (rc == 1) {
+		rc = 0;
 	}
 	forget_conflict(fs, key);
 	free(key);

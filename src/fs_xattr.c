@@ -16,6 +16,9 @@
  *
  * and on the root, write-only controls: user.lexfs.invalidate (drop caches) and
  * user.lexfs.control.NAME = VALUE (store_control, e.g. fault injection).
+ * Setting a lexfs name is EPERM; removing one succeeds and changes nothing (it is
+ * computed), because rsync -X removes every name its source lacks and stops on
+ * any error.
  * Names outside user.* are not supported: ENODATA on read (so cp -a and rsync -X
  * go on), ENOTSUP on write.
  */
@@ -167,6 +170,17 @@ static int reply_str_free(char *s, char *buf, size_t size)
 	return rc;
 }
 
+/* The cache does not know etags: ask the store (a file still held by the cache
+ * may be clean, or about to be replaced by its upload). */
+static void pending_etag(struct fs *fs, struct fs_obj *o)
+{
+	struct lexfs_objinfo oi = { 0 };
+
+	if (o->kind == FS_PENDING && !o->etag[0] && store_info(fs->st, o->key, &oi, NULL) == 0)
+		snprintf(o->etag, sizeof(o->etag), "%s", oi.etag);
+	objinfo_free(&oi);
+}
+
 /* Expiry from a ".SECONDS" suffix (0 = none given); -EINVAL when malformed. */
 static int64_t presign_expiry(const char *suffix, int64_t dflt)
 {
@@ -209,8 +223,10 @@ static int lexfs_get(struct fs *fs, struct fs_obj *o, const char *name, char *bu
 		rc = store_get_url(fs->st, o->key, &s, NULL);
 		return rc ? rc : reply_str_free(s, buf, size);
 	}
-	if (strcmp(name, "user.lexfs.etag") == 0)
+	if (strcmp(name, "user.lexfs.etag") == 0) {
+		pending_etag(fs, o);
 		return o->etag[0] ? reply(o->etag, strlen(o->etag), buf, size) : -ENODATA;
+	}
 	if (strcmp(name, "user.lexfs.content_type") == 0)
 		return o->content_type[0] ? reply(o->content_type, strlen(o->content_type), buf, size)
 					  : -ENODATA;
@@ -314,6 +330,7 @@ int fs_listxattr(const char *path, char *list, size_t size)
 	if (o.kind == FS_FILE || o.kind == FS_PENDING) {
 		for (size_t i = 0; i < sizeof(file_names) / sizeof(file_names[0]) && !rc; i++)
 			rc = list_add(&l, file_names[i]);
+		pending_etag(fs, &o);
 		if (!rc && o.etag[0])
 			rc = list_add(&l, "user.lexfs.etag");
 		if (!rc && o.content_type[0])
@@ -417,11 +434,15 @@ int fs_removexattr(const char *path, const char *name)
 
 	if (!has_prefix(name, XA_USER))
 		return -ENODATA;
-	if (has_prefix(name, XA_LEXFS))
-		return -EPERM;
 	rc = fs_lookup(fs, path, &o);
 	if (rc)
 		goto out;
+	if (has_prefix(name, XA_LEXFS)) {
+		/* Computed names cannot go away; removing one is a no-op. rsync -X
+		 * removes every name its source lacks and fails on any error. */
+		rc = 0;
+		goto out;
+	}
 	obj = xattrs_load(&o);
 	if (json_object_del(obj, name)) {
 		rc = -ENODATA;

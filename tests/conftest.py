@@ -85,8 +85,8 @@ class Mount:
 
     def command(self):
         opts = ["cache_dir=" + self.cache_dir]
-        if self.config:
-            opts.append("config=" + str(self.config))
+        # Never read the user's own config file: config=none unless one is given.
+        opts.append("config=" + (str(self.config) if self.config else "none"))
         opts += self.opts
         return [lexfs_bin(), self.source, self.path, "-f", "-o", ",".join(opts)]
 
@@ -311,9 +311,9 @@ def make_tree(root, files=None):
         p = root / rel
         p.parent.mkdir(parents=True, exist_ok=True)
         p.write_bytes(data)
-    os.chmod(root / "bin/exec.sh", 0o755) if (root / "bin/exec.sh").exists() else None
-    if (root / "a.txt").exists():
-        os.chmod(root / "a.txt", 0o640)
+    for rel, mode in (("bin/exec.sh", 0o755), ("a.txt", 0o640)):
+        if (root / rel).exists():
+            os.chmod(root / rel, mode)
     return files
 
 
