@@ -61,6 +61,7 @@ struct lexfs_drv {
 	uint64_t copy_part_size;
 	unsigned copy_concurrency;
 	bool verify_md5;
+	bool meta_dot;       /* '_' in metadata names travels as '.' (see open) */
 	struct http_client *http;
 	struct sigv4 sig;
 	bool sig_ready;
@@ -345,6 +346,10 @@ static int put_headers(const struct lexfs_drv *d, struct http_headers *h,
 		rc = http_headers_set(h, "Content-Type", opts->content_type);
 	for (size_t i = 0; !rc && opts && opts->meta && i < opts->meta->n; i++) {
 		snprintf(name, sizeof(name), "x-amz-meta-%s", opts->meta->kv[i].name);
+		if (d->meta_dot)
+			for (char *p = name + 11; *p; p++)
+				if (*p == '_')
+					*p = '.';
 		rc = http_headers_set(h, name, opts->meta->kv[i].value);
 	}
 	if (!rc && with_sse && d->sse) {
@@ -400,7 +405,13 @@ static int s3_info(lexfs_drv *d, const char *key, struct lexfs_objinfo *out,
 	for (size_t i = 0; i < resp.headers.n; i++) {
 		const char *n = resp.headers.v[i].name;
 		if (strncmp(n, "x-amz-meta-", 11) == 0 && n[11]) {
-			rc = meta_set(&out->meta, n + 11, resp.headers.v[i].value);
+			char mn[256];
+			snprintf(mn, sizeof(mn), "%s", n + 11);
+			if (d->meta_dot)
+				for (char *p = mn; *p; p++)
+					if (*p == '.')
+						*p = '_';
+			rc = meta_set(&out->meta, mn, resp.headers.v[i].value);
 			if (rc) {
 				rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
 				objinfo_free(out);
@@ -1462,6 +1473,12 @@ static int open_common(const struct lexfs_driver_conf *conf, bool r2, lexfs_drv 
 				       sizeof(ebuf));
 	if (!rc)
 		rc = settings_get_bool(s, "verify_md5", true, &d->verify_md5, ebuf, sizeof(ebuf));
+	/* Ceph's gateway (and the services built on it) turns '_' in header names
+	 * into '-', so "mtime_ns" would come back as "mtime-ns" and collide. lexfs
+	 * names never contain '.', which every server keeps: send '_' as '.'. */
+	if (!rc)
+		rc = settings_get_bool(s, "meta_underscore_as_dot", true, &d->meta_dot, ebuf,
+				       sizeof(ebuf));
 	if (!rc)
 		rc = settings_get_size(s, "copy_threshold", S3_MAX_PART, &d->copy_threshold, ebuf,
 				       sizeof(ebuf));
