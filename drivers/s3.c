@@ -71,6 +71,9 @@ struct lexfs_drv {
 	uint64_t n_part_copy;
 	uint64_t n_complete;
 	uint64_t n_abort;
+	/* test fault injection (control "fault"): parts that may still succeed
+	 * before UploadPart fails with EIO; -1 when off */
+	int64_t fault_parts_left;
 };
 
 struct lexfs_mpu {
@@ -883,6 +886,12 @@ static int s3_mp_part(lexfs_drv *d, lexfs_mpu *m, unsigned partno, const struct 
 	if (partno < 1 || partno > S3_MAX_PARTS)
 		return lexfs_fail(err, LEXFS_E_STORAGE, EINVAL, "part number %u out of range",
 				  partno);
+	if (__atomic_load_n(&d->fault_parts_left, __ATOMIC_RELAXED) >= 0 &&
+	    __atomic_sub_fetch(&d->fault_parts_left, 1, __ATOMIC_RELAXED) < 0) {
+		__atomic_store_n(&d->fault_parts_left, 0, __ATOMIC_RELAXED);
+		return lexfs_fail(err, LEXFS_E_UNAVAILABLE, EIO,
+				  "UploadPart %s part %u: injected fault", m->key, partno);
+	}
 	q = upload_query(m, partno);
 	if (!q)
 		return lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
@@ -1314,6 +1323,27 @@ static int s3_control(lexfs_drv *d, const char *name, const char *value,
 			   __atomic_load_n(&d->n_abort, __ATOMIC_RELAXED));
 		return 0;
 	}
+	if (strcmp(name, "fault") == 0) {
+		/* "fail_part_after=N": N more parts succeed, then every part fails;
+		 * "off" ends it. For tests of the abort paths. */
+		const char *p = strstr(value ? value : "", "fail_part_after=");
+		if (value && strcmp(value, "off") == 0) {
+			__atomic_store_n(&d->fault_parts_left, -1, __ATOMIC_RELAXED);
+			return 0;
+		}
+		if (p) {
+			char *end;
+			long long n;
+			errno = 0;
+			n = strtoll(p + 16, &end, 10);
+			if (!errno && end != p + 16 && n >= 0) {
+				__atomic_store_n(&d->fault_parts_left, (int64_t)n, __ATOMIC_RELAXED);
+				return 0;
+			}
+		}
+		return lexfs_fail(err, LEXFS_E_STORAGE, EINVAL,
+				  "%s: fault takes fail_part_after=N or off", drv_name(d));
+	}
 	return lexfs_fail(err, LEXFS_E_UNSUPPORTED, ENOTSUP, "%s: unknown control %s",
 			  drv_name(d), name);
 }
@@ -1377,6 +1407,7 @@ static int open_common(const struct lexfs_driver_conf *conf, bool r2, lexfs_drv 
 		return lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
 	pthread_mutex_init(&d->cred_lock, NULL);
 	d->r2 = r2;
+	d->fault_parts_left = -1;
 
 	v = settings_get(s, "bucket");
 	if (!v || !*v) {
