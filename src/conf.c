@@ -38,40 +38,110 @@
 
 /* lexfs's own keys: storage.<key> in the file, LEX_STORAGE__<KEY>, -o <key>. */
 static const char *const mount_keys[] = {
-	"config", "driver", "prefix", "max_file_size_mb", "cache_dir", "cache_size",
-	"writeback", "upload_concurrency", "part_size", "readahead_max", "stat_ttl", "list_ttl",
-	"uid", "gid", "umask", "entry_timeout", "attr_timeout", "negative_timeout", "presign_expiry", "log_level",
-	"trace", "logfile", "plugin_dir", "health_timeout", "timeout", "max_retries",
-	"foreground", "debug", "single_thread", "allow_other", "allow_root",
-	"default_permissions", "ro", "rw", "auto_unmount", NULL,
+    "config",
+    "driver",
+    "prefix",
+    "max_file_size_mb",
+    "cache_dir",
+    "cache_size",
+    "writeback",
+    "upload_concurrency",
+    "part_size",
+    "readahead_max",
+    "stat_ttl",
+    "list_ttl",
+    "uid",
+    "gid",
+    "umask",
+    "entry_timeout",
+    "attr_timeout",
+    "negative_timeout",
+    "presign_expiry",
+    "log_level",
+    "trace",
+    "logfile",
+    "plugin_dir",
+    "health_timeout",
+    "timeout",
+    "max_retries",
+    "foreground",
+    "debug",
+    "single_thread",
+    "allow_other",
+    "allow_root",
+    "default_permissions",
+    "ro",
+    "rw",
+    "auto_unmount",
+    NULL,
 };
 
 /* Kernel mount options handed to fuse unchanged. */
 static const char *const fuse_passthrough[] = {
-	"nodev", "nosuid", "dev", "suid", "exec", "noexec", "noatime", "atime", "relatime",
-	"norelatime", "strictatime", "dirsync", "sync", "async", "fsname", "subtype", "max_read",
-	NULL,
+    "nodev",   "nosuid", "dev",	     "suid",	   "exec",	  "noexec",
+    "noatime", "atime",	 "relatime", "norelatime", "strictatime", "dirsync",
+    "sync",    "async",	 "fsname",   "subtype",	   "max_read",	  NULL,
 };
 
 /* What mount(8) and fstab pass that means nothing to a FUSE mount. */
 static const char *const mount_noise[] = {
-	"defaults", "auto", "noauto", "user", "users", "nouser", "owner", "group", "_netdev",
-	"nofail", "loop", "comment", NULL,
+    "defaults", "auto",	   "noauto", "user", "users",	"nouser", "owner",
+    "group",	"_netdev", "nofail", "loop", "comment", NULL,
 };
 
 /* Known placeholder credentials (compared case-insensitively). */
 static const char *const placeholders[] = {
-	"changeme", "change_me", "change-me", "changeit", "secret", "secretkey", "secret_key",
-	"password", "passw0rd", "password1", "password123", "passwd", "minioadmin", "minio123",
-	"test", "testing", "test123", "example", "examplekey", "admin", "admin123", "default",
-	"dummy", "foo", "bar", "foobar", "xxx", "xxxx", "xxxxxxxx", "123456", "12345678",
-	"1234567890", "qwerty", "letmein", "root", "toor", "guest", "none", "null", "todo",
-	"fixme", "your-secret-key", "your_secret_key", "yoursecretkey", "insecure",
-	"wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", NULL,
+    "changeme",
+    "change_me",
+    "change-me",
+    "changeit",
+    "secret",
+    "secretkey",
+    "secret_key",
+    "password",
+    "passw0rd",
+    "password1",
+    "password123",
+    "passwd",
+    "minioadmin",
+    "minio123",
+    "test",
+    "testing",
+    "test123",
+    "example",
+    "examplekey",
+    "admin",
+    "admin123",
+    "default",
+    "dummy",
+    "foo",
+    "bar",
+    "foobar",
+    "xxx",
+    "xxxx",
+    "xxxxxxxx",
+    "123456",
+    "12345678",
+    "1234567890",
+    "qwerty",
+    "letmein",
+    "root",
+    "toor",
+    "guest",
+    "none",
+    "null",
+    "todo",
+    "fixme",
+    "your-secret-key",
+    "your_secret_key",
+    "yoursecretkey",
+    "insecure",
+    "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    NULL,
 };
 
 static const char *const endpoint_keys[] = {
-	"endpoint", "endpoint_url", "blob_endpoint", "base_url", "url", "host", NULL,
+    "endpoint", "endpoint_url", "blob_endpoint", "base_url", "url", "host", NULL,
 };
 
 /* The clouds' own credential variables, checked like settings. */
@@ -79,10 +149,13 @@ static const struct {
 	const char *driver;
 	const char *name;
 } env_secrets[] = {
-	{ "s3", "AWS_SECRET_ACCESS_KEY" }, { "s3", "AWS_SESSION_TOKEN" },
-	{ "r2", "AWS_SECRET_ACCESS_KEY" }, { "r2", "AWS_SESSION_TOKEN" },
-	{ "azure", "AZURE_STORAGE_KEY" },  { "azure", "AZURE_STORAGE_SAS_TOKEN" },
-	{ NULL, NULL },
+    {"s3", "AWS_SECRET_ACCESS_KEY"},
+    {"s3", "AWS_SESSION_TOKEN"},
+    {"r2", "AWS_SECRET_ACCESS_KEY"},
+    {"r2", "AWS_SESSION_TOKEN"},
+    {"azure", "AZURE_STORAGE_KEY"},
+    {"azure", "AZURE_STORAGE_SAS_TOKEN"},
+    {NULL, NULL},
 };
 
 static bool in_list(const char *const *list, const char *s)
@@ -157,7 +230,7 @@ bool config_is_loopback(const char *s)
 }
 
 static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
 {
@@ -298,10 +371,11 @@ static int walk_storage(struct file_ctx *fc, const config_setting_t *storage)
 		int line = config_setting_source_line(st);
 
 		if (strcmp(name, "backends") == 0)
-			return fail(fc->errbuf, fc->errlen, -ENOTSUP,
-				    "%s:%d: storage.backends (named backends) is not supported yet; "
-				    "mount each backend on its own mount point",
-				    fc->path, line);
+			return fail(
+			    fc->errbuf, fc->errlen, -ENOTSUP,
+			    "%s:%d: storage.backends (named backends) is not supported yet; "
+			    "mount each backend on its own mount point",
+			    fc->path, line);
 		if (config_setting_type(st) == CONFIG_TYPE_GROUP) {
 			struct settings *g;
 			int m;
@@ -334,7 +408,7 @@ static int walk_storage(struct file_ctx *fc, const config_setting_t *storage)
 static int read_file(const char *path, bool must_exist, struct merge *m, char *errbuf,
 		     size_t errlen)
 {
-	struct file_ctx fc = { .path = path, .m = m, .errbuf = errbuf, .errlen = errlen };
+	struct file_ctx fc = {.path = path, .m = m, .errbuf = errbuf, .errlen = errlen};
 	const config_setting_t *root;
 	struct stat sb;
 	config_t c;
@@ -481,9 +555,9 @@ static bool is_path_key(const char *key)
 {
 	size_t len = strlen(key);
 
-	return (len > 4 && (strcmp(key + len - 4, "_dir") == 0 ||
-			    strcmp(key + len - 5, "_file") == 0 ||
-			    strcmp(key + len - 5, "_path") == 0));
+	return (len > 4 &&
+		(strcmp(key + len - 4, "_dir") == 0 || strcmp(key + len - 5, "_file") == 0 ||
+		 strcmp(key + len - 5, "_path") == 0));
 }
 
 /* ---- typed readers of `top` ----------------------------------------------- */
@@ -516,8 +590,7 @@ static int rd_path(struct reader *r, const char *key, char **out)
 		return 0;
 	*out = absolute(v);
 	if (*out == NULL)
-		return fail(r->errbuf, r->errlen, -ENOMEM, "%s: cannot make '%s' absolute", key,
-			    v);
+		return fail(r->errbuf, r->errlen, -ENOMEM, "%s: cannot make '%s' absolute", key, v);
 	return 0;
 }
 
@@ -570,10 +643,10 @@ static int parse_level(const char *v)
 		const char *name;
 		int level;
 	} names[] = {
-		{ "emerg", LOG_EMERG }, { "alert", LOG_ALERT },	    { "crit", LOG_CRIT },
-		{ "err", LOG_ERR },	{ "error", LOG_ERR },	    { "warning", LOG_WARNING },
-		{ "warn", LOG_WARNING }, { "notice", LOG_NOTICE }, { "info", LOG_INFO },
-		{ "debug", LOG_DEBUG },
+	    {"emerg", LOG_EMERG},  {"alert", LOG_ALERT},   {"crit", LOG_CRIT},
+	    {"err", LOG_ERR},	   {"error", LOG_ERR},	   {"warning", LOG_WARNING},
+	    {"warn", LOG_WARNING}, {"notice", LOG_NOTICE}, {"info", LOG_INFO},
+	    {"debug", LOG_DEBUG},
 	};
 	size_t i;
 
@@ -586,10 +659,9 @@ static int parse_level(const char *v)
 	return -1;
 }
 
-static int validate_top(struct settings *top, struct lexfs_config *cfg, char *errbuf,
-			size_t errlen)
+static int validate_top(struct settings *top, struct lexfs_config *cfg, char *errbuf, size_t errlen)
 {
-	struct reader r = { .top = top, .errbuf = errbuf, .errlen = errlen };
+	struct reader r = {.top = top, .errbuf = errbuf, .errlen = errlen};
 	const char *v;
 	uint64_t u;
 	long n;
@@ -763,11 +835,12 @@ static int check_secrets(const struct lexfs_config *cfg, char *const *env, char 
 		const struct setting *it = &cfg->drv.v[i];
 
 		if (it->secret && config_is_placeholder_secret(it->value))
-			return fail(errbuf, errlen, -EACCES,
-				    "%s (from %s) is a well-known placeholder, not a real "
-				    "credential: set the real one (placeholders are accepted only when "
-				    "the endpoint is on loopback)",
-				    it->key, it->origin);
+			return fail(
+			    errbuf, errlen, -EACCES,
+			    "%s (from %s) is a well-known placeholder, not a real "
+			    "credential: set the real one (placeholders are accepted only when "
+			    "the endpoint is on loopback)",
+			    it->key, it->origin);
 	}
 	return 0;
 }
@@ -789,9 +862,9 @@ static int append_opt(char **list, const char *opt)
 int config_load(const struct config_input *in, struct lexfs_config *cfg, char *errbuf,
 		size_t errlen)
 {
-	struct merge m = { 0 };
+	struct merge m = {0};
 	struct settings opt_drv;
-	struct lexfs_source src = { 0 };
+	struct lexfs_source src = {0};
 	const struct settings *opts = in->opts;
 	const char *v, *home;
 	char path[PATH_MAX];
@@ -897,7 +970,8 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 	if (cfg->driver == NULL)
 		goto nomem;
 	if (!valid_name(cfg->driver)) {
-		rc = fail(errbuf, errlen, -EINVAL, "storage.driver (from %s): '%s' is not a driver name",
+		rc = fail(errbuf, errlen, -EINVAL,
+			  "storage.driver (from %s): '%s' is not a driver name",
 			  settings_origin(&m.top, "driver"), cfg->driver);
 		goto out;
 	}
@@ -917,7 +991,7 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 	if (v != NULL && v[0] != '\0') {
 		/* A prefix from the file or -o is checked like a source's. */
 		char text[PATH_MAX];
-		struct lexfs_source ps = { 0 };
+		struct lexfs_source ps = {0};
 
 		snprintf(text, sizeof(text), "s3://bucket/%s", v);
 		rc = source_parse(text, &ps, errbuf, errlen);
@@ -995,9 +1069,10 @@ int config_check_unused(const struct lexfs_config *cfg, char *errbuf, size_t err
 		const struct setting *it = &cfg->drv.v[i];
 
 		if (!it->used)
-			return fail(errbuf, errlen, -EINVAL,
-				    "unknown option %s (from %s): the %s driver has no such setting",
-				    it->key, it->origin, cfg->driver);
+			return fail(
+			    errbuf, errlen, -EINVAL,
+			    "unknown option %s (from %s): the %s driver has no such setting",
+			    it->key, it->origin, cfg->driver);
 	}
 	return 0;
 }

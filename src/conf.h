@@ -34,15 +34,15 @@
 #include "src/settings.h"
 
 struct lexfs_config {
-	char *file;          /* the config file read, NULL if none */
-	char *driver;        /* registry name */
-	char *prefix;        /* key prefix: "" or "a/b/" */
+	char *file;	     /* the config file read, NULL if none */
+	char *driver;	     /* registry name */
+	char *prefix;	     /* key prefix: "" or "a/b/" */
 	struct settings drv; /* the driver's merged group (storage.<driver>) */
 
 	uint64_t max_file_size; /* bytes; 0: unlimited */
-	char *cache_dir;        /* absolute; NULL: main picks a per-mount default */
-	uint64_t cache_size;    /* bytes; 0: unlimited */
-	int writeback_s;        /* -1: sync (default) */
+	char *cache_dir;	/* absolute; NULL: main picks a per-mount default */
+	uint64_t cache_size;	/* bytes; 0: unlimited */
+	int writeback_s;	/* -1: sync (default) */
 	unsigned upload_concurrency;
 	uint64_t part_size;
 	uint64_t readahead_max;
@@ -57,9 +57,9 @@ struct lexfs_config {
 	double negative_timeout;
 	int64_t presign_expiry_s;
 
-	int log_level;    /* syslog level */
-	char *trace;      /* "http,cache" or NULL */
-	char *logfile;    /* absolute, NULL: stderr in the foreground, syslog otherwise */
+	int log_level;	  /* syslog level */
+	char *trace;	  /* "http,cache" or NULL */
+	char *logfile;	  /* absolute, NULL: stderr in the foreground, syslog otherwise */
 	char *plugin_dir; /* NULL: none */
 	int health_timeout_ms;
 	int timeout_ms;
@@ -78,9 +78,9 @@ struct lexfs_config {
 
 /* What the caller collected from the command line. */
 struct config_input {
-	const char *source;          /* mount source, NULL when the config names it */
+	const char *source;	     /* mount source, NULL when the config names it */
 	const struct settings *opts; /* -o KEY[=VALUE] in order, origins "-o KEY" */
-	char *const *env;            /* the environment (environ) */
+	char *const *env;	     /* the environment (environ) */
 };
 
 /* Read, merge and validate. 0, or -errno with a one-line message in errbuf that

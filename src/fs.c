@@ -292,6 +292,48 @@ static int has_children(struct fs *fs, const char *dkey, bool recursive)
 	return found;
 }
 
+static int lookup_dir(struct fs *fs, struct fs_obj *o)
+{
+	struct lexfs_list_page page = { 0 };
+	struct lexfs_objinfo oi = { 0 };
+	bool marker = false;
+	int rc;
+
+	rc = store_list(fs->st, o->key, "/", NULL, 1, &page, NULL);
+	if (rc)
+		return rc;
+	if (page.n == 0) {
+		list_page_free(&page);
+		return -ENOENT;
+	}
+	if (!page.items[0].is_prefix && strcmp(page.items[0].key, o->key) == 0) {
+		marker = true;
+		if (page.items[0].has_meta) {
+			o->kind = FS_MARKER;
+			obj_from_info(o, &page.items[0]);
+		}
+	}
+	list_page_free(&page);
+	if (!marker) {
+		o->kind = FS_IMPLICIT;
+		o->mtime = fs->start_time;
+		return 0;
+	}
+	if (o->kind == FS_MARKER)
+		return 0;
+	rc = store_info(fs->st, o->key, &oi, NULL);
+	if (rc == 0) {
+		o->kind = FS_MARKER;
+		obj_from_info(o, &oi);
+	} else if (rc == -ENOENT) { /* removed meanwhile */
+		o->kind = FS_IMPLICIT;
+		o->mtime = fs->start_time;
+		rc = 0;
+	}
+	objinfo_free(&oi);
+	return rc;
+}
+
 int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 {
 	struct lexfs_objinfo oi = { 0 };
@@ -337,30 +379,13 @@ int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 			return rc;
 	}
 
-	/* A directory: its marker, else any key below it. */
+	/* A directory: one listing finds its marker (listed first) or any key
+	 * below it; a missing name costs a HEAD and a LIST, no more. */
 	free(o->key);
 	o->key = pathkey_key(fs->prefix, path, true);
 	if (!o->key)
 		return -ENOMEM;
-	memset(&oi, 0, sizeof(oi));
-	rc = store_info(fs->st, o->key, &oi, NULL);
-	if (rc == 0) {
-		o->kind = FS_MARKER;
-		obj_from_info(o, &oi);
-		objinfo_free(&oi);
-		return 0;
-	}
-	objinfo_free(&oi);
-	if (rc != -ENOENT)
-		return rc;
-	rc = has_children(fs, o->key, false);
-	if (rc < 0)
-		return rc;
-	if (rc == 0)
-		return -ENOENT;
-	o->kind = FS_IMPLICIT;
-	o->mtime = fs->start_time;
-	return 0;
+	return lookup_dir(fs, o);
 }
 
 mode_t fs_obj_mode(const struct fs *fs, const struct fs_obj *o)
@@ -617,7 +642,8 @@ static int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t
 	if (rc)
 		goto out;
 
-	qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
+	if (d.n > 1)
+		qsort(d.v, d.n, sizeof(*d.v), dent_cmp);
 	dst.st_mode = S_IFDIR;
 	filler(buf, ".", &dst, 0, 0);
 	filler(buf, "..", &dst, 0, 0);

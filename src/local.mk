@@ -6,8 +6,6 @@ liblexfs_a_SOURCES += \
 	src/crypto.c src/crypto.h \
 	src/settings.c src/settings.h \
 	src/http.h src/fs.h
-# fs branch: the FUSE layer
-liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_xattr.c src/pathkey.c src/pathkey.h
 # cli: configuration, mount sources, the daemon's main()
 liblexfs_a_SOURCES += src/conf.c src/conf.h src/source.c src/source.h
 bin_PROGRAMS += lexfs
@@ -15,5 +13,7 @@ lexfs_SOURCES = src/main.c
 lexfs_LDADD = $(LEXFS_LIBS)
 # drv branch: presigned URLs of the local and memory drivers.
 liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
+# fs branch: the FUSE layer
+liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_xattr.c src/pathkey.c src/pathkey.h
 # s3 branch: the HTTP layer and SigV4
 liblexfs_a_SOURCES += src/http.c src/sigv4.c src/sigv4.h

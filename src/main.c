@@ -302,7 +302,7 @@ static void mount_stack_destroy(struct mount_stack *ms)
 static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 			     const char *mountpoint, struct mount_stack *ms)
 {
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	struct store *st = NULL;
 	struct cache *cache = NULL;
 	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
@@ -310,12 +310,12 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	int rc;
 
 	struct store_conf sc = {
-		.driver = cfg->driver,
-		.backend_name = "default",
-		.settings = &cfg->drv,
-		.plugin_dir = cfg->plugin_dir,
-		.timeout_ms = cfg->timeout_ms,
-		.max_retries = cfg->max_retries,
+	    .driver = cfg->driver,
+	    .backend_name = "default",
+	    .settings = &cfg->drv,
+	    .plugin_dir = cfg->plugin_dir,
+	    .timeout_ms = cfg->timeout_ms,
+	    .max_retries = cfg->max_retries,
 	};
 	rc = store_create(&sc, &st, &err);
 	if (rc < 0) {
@@ -337,15 +337,15 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 		return EXIT_USAGE;
 	}
 	struct cache_conf cc = {
-		.dir = cdir,
-		.size_limit = cfg->cache_size,
-		.writeback_s = cfg->writeback_s,
-		.upload_concurrency = cfg->upload_concurrency,
-		.part_size = cfg->part_size,
-		.max_file_size = cfg->max_file_size,
-		.readahead_max = cfg->readahead_max,
-		.stat_ttl_ms = cfg->stat_ttl_ms,
-		.list_ttl_ms = cfg->list_ttl_ms,
+	    .dir = cdir,
+	    .size_limit = cfg->cache_size,
+	    .writeback_s = cfg->writeback_s,
+	    .upload_concurrency = cfg->upload_concurrency,
+	    .part_size = cfg->part_size,
+	    .max_file_size = cfg->max_file_size,
+	    .readahead_max = cfg->readahead_max,
+	    .stat_ttl_ms = cfg->stat_ttl_ms,
+	    .list_ttl_ms = cfg->list_ttl_ms,
 	};
 	rc = cache_create(&cc, &st, &cache); /* takes st */
 	if (rc < 0) {
@@ -354,16 +354,16 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	}
 	struct store *store_ref = cache_store(cache); /* owned by the cache */
 	struct fs_conf fc = {
-		.prefix = cfg->prefix,
-		.uid = cfg->uid,
-		.gid = cfg->gid,
-		.umask = cfg->umask,
-		.entry_timeout = cfg->entry_timeout,
-		.attr_timeout = cfg->attr_timeout,
-		.negative_timeout = cfg->negative_timeout,
-		.presign_expiry_s = cfg->presign_expiry_s,
-		.max_file_size = cfg->max_file_size,
-		.read_only = cfg->read_only,
+	    .prefix = cfg->prefix,
+	    .uid = cfg->uid,
+	    .gid = cfg->gid,
+	    .umask = cfg->umask,
+	    .entry_timeout = cfg->entry_timeout,
+	    .attr_timeout = cfg->attr_timeout,
+	    .negative_timeout = cfg->negative_timeout,
+	    .presign_expiry_s = cfg->presign_expiry_s,
+	    .max_file_size = cfg->max_file_size,
+	    .read_only = cfg->read_only,
 	};
 	rc = fs_create(&fc, &cache, &ms->fs); /* takes cache */
 	if (rc < 0) {
@@ -469,8 +469,8 @@ static int cmd_mount(int argc, char **argv)
 {
 	struct lexfs_config cfg;
 	struct settings opts;
-	struct mount_stack ms = { 0 };
-	const char *pos[3] = { NULL };
+	struct mount_stack ms = {0};
+	const char *pos[3] = {NULL};
 	char msg[1024], mnt[PATH_MAX];
 	int npos = 0, i, rc, ret = EXIT_USAGE, notify = -1;
 	struct stat sb;
@@ -518,9 +518,9 @@ static int cmd_mount(int argc, char **argv)
 	}
 
 	struct config_input in = {
-		.source = npos == 2 ? pos[0] : NULL,
-		.opts = &opts,
-		.env = environ,
+	    .source = npos == 2 ? pos[0] : NULL,
+	    .opts = &opts,
+	    .env = environ,
 	};
 	rc = config_load(&in, &cfg, msg, sizeof(msg));
 	if (rc < 0) {
@@ -676,10 +676,10 @@ missing:
 
 static int cmd_presign(int argc, char **argv)
 {
-	struct presign_ctx ctx = { .method = LEXFS_GET };
-	struct sub_args sa = { 0 };
+	struct presign_ctx ctx = {.method = LEXFS_GET};
+	struct sub_args sa = {0};
 	struct lexfs_config cfg;
-	struct lexfs_err err = { 0 };
+	struct lexfs_err err = {0};
 	struct store *st = NULL;
 	char msg[1024], *key = NULL, *url = NULL;
 	int rc, ret = EXIT_USAGE;
@@ -696,7 +696,7 @@ static int cmd_presign(int argc, char **argv)
 		say("presign: %s", msg);
 		goto out;
 	}
-	struct config_input in = { .source = sa.source, .opts = &sa.opts, .env = environ };
+	struct config_input in = {.source = sa.source, .opts = &sa.opts, .env = environ};
 	rc = config_load(&in, &cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		say("%s", msg);
@@ -709,12 +709,12 @@ static int cmd_presign(int argc, char **argv)
 	snprintf(key, klen, "%s%s", cfg.prefix, sa.positional);
 
 	struct store_conf sc = {
-		.driver = cfg.driver,
-		.backend_name = "default",
-		.settings = &cfg.drv,
-		.plugin_dir = cfg.plugin_dir,
-		.timeout_ms = cfg.timeout_ms,
-		.max_retries = cfg.max_retries,
+	    .driver = cfg.driver,
+	    .backend_name = "default",
+	    .settings = &cfg.drv,
+	    .plugin_dir = cfg.plugin_dir,
+	    .timeout_ms = cfg.timeout_ms,
+	    .max_retries = cfg.max_retries,
 	};
 	rc = store_create(&sc, &st, &err);
 	if (rc < 0) {
@@ -748,7 +748,7 @@ out:
 
 static int cmd_verify_url(int argc, char **argv)
 {
-	struct sub_args sa = { 0 };
+	struct sub_args sa = {0};
 	struct lexfs_config cfg;
 	enum lexfs_method method = LEXFS_GET;
 	char msg[1024], *key = NULL, *filekey = NULL, *objkey = NULL;
@@ -763,7 +763,7 @@ static int cmd_verify_url(int argc, char **argv)
 		say("verify-url: which URL? (lexfs verify-url URL)");
 		goto out;
 	}
-	struct config_input in = { .source = sa.source, .opts = &sa.opts, .env = environ };
+	struct config_input in = {.source = sa.source, .opts = &sa.opts, .env = environ};
 	rc = config_load(&in, &cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		say("%s", msg);
@@ -826,7 +826,8 @@ static void print_json(const char *path, json_t *v, int depth)
 	char sub[512];
 
 	if (json_is_object(v)) {
-		json_object_foreach(v, k, child) {
+		json_object_foreach(v, k, child)
+		{
 			snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "", k);
 			print_json(sub, child, depth + 1);
 		}

@@ -23,16 +23,13 @@ struct scheme {
 };
 
 static const struct scheme schemes[] = {
-	{ "s3", "s3", "bucket", "bucket" },
-	{ "r2", "r2", "bucket", "bucket" },
-	{ "gs", "gcs", "bucket", "bucket" },
-	{ "gcs", "gcs", "bucket", "bucket" },
-	{ "az", "azure", "container", "container" },
-	{ "azure", "azure", "container", "container" },
+    {"s3", "s3", "bucket", "bucket"},	       {"r2", "r2", "bucket", "bucket"},
+    {"gs", "gcs", "bucket", "bucket"},	       {"gcs", "gcs", "bucket", "bucket"},
+    {"az", "azure", "container", "container"}, {"azure", "azure", "container", "container"},
 };
 
 static int fail(char *errbuf, size_t errlen, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int fail(char *errbuf, size_t errlen, const char *fmt, ...)
 {
@@ -109,8 +106,8 @@ int source_check_key(const char *key, char *errbuf, size_t errlen)
 
 /* Bucket / container names, following the providers' rules closely enough that a
  * typo is caught here and not as a 400 from the server. */
-static int check_bucket(const struct scheme *sc, const char *name, const char *text,
-			char *errbuf, size_t errlen)
+static int check_bucket(const struct scheme *sc, const char *name, const char *text, char *errbuf,
+			size_t errlen)
 {
 	size_t len = strlen(name), i;
 	size_t max = strcmp(sc->driver, "gcs") == 0 ? 222 : 63;
@@ -172,8 +169,8 @@ static int make_prefix(const char *p, const char *text, char **out, char *errbuf
 	return 0;
 }
 
-static int set_out(struct lexfs_source *out, const char *driver, const char *key,
-		   const char *val, size_t vallen)
+static int set_out(struct lexfs_source *out, const char *driver, const char *key, const char *val,
+		   size_t vallen)
 {
 	snprintf(out->driver, sizeof(out->driver), "%s", driver);
 	if (key == NULL)

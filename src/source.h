@@ -22,7 +22,7 @@ struct lexfs_source {
 	char driver[16];   /* registry name */
 	char *setting_key; /* "bucket", "container", "root_dir" or NULL (memory) */
 	char *setting_val; /* its value */
-	char *prefix;      /* "" or "a/b/" */
+	char *prefix;	   /* "" or "a/b/" */
 };
 
 /* Parse `text`. A relative directory is made absolute against the current

@@ -4,12 +4,17 @@ check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 tests_unit_core_test_SOURCES = tests/unit/core_test.c tests/unit/check.h
 tests_unit_core_test_LDADD = $(LEXFS_LIBS)
+# cli: configuration and mount-source unit tests
+UNIT_TESTS += tests/unit/config_test tests/unit/source_test
+tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
+tests_unit_config_test_LDADD = $(LEXFS_LIBS)
+tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
+tests_unit_source_test_LDADD = $(LEXFS_LIBS)
 # cache: the cache on the memory driver (tests/unit/cache_test.c)
 check_PROGRAMS += tests/unit/cache_test
 TESTS += tests/unit/cache_test
 tests_unit_cache_test_SOURCES = tests/unit/cache_test.c tests/unit/check.h
 tests_unit_cache_test_LDADD = $(LEXFS_LIBS)
-# tests: files of this area (included by Makefile.am)
 # drv branch: the conformance CLI and the C unit tests of urlsign and the local driver.
 noinst_PROGRAMS += lexfs-storetool
 lexfs_storetool_SOURCES = tests/storetool.c
@@ -21,18 +26,8 @@ tests_unit_urlsign_test_SOURCES = tests/unit/urlsign_test.c
 tests_unit_urlsign_test_LDADD = $(LEXFS_LIBS)
 tests_unit_local_test_SOURCES = tests/unit/local_test.c
 tests_unit_local_test_LDADD = $(LEXFS_LIBS)
-# cli: configuration and mount-source unit tests
-UNIT_TESTS += tests/unit/config_test tests/unit/source_test
-check_PROGRAMS += tests/unit/config_test tests/unit/source_test
-TESTS += tests/unit/config_test tests/unit/source_test
-tests_unit_config_test_SOURCES = tests/unit/config_test.c tests/unit/check.h
-tests_unit_config_test_LDADD = $(LEXFS_LIBS)
-tests_unit_source_test_SOURCES = tests/unit/source_test.c tests/unit/check.h
-tests_unit_source_test_LDADD = $(LEXFS_LIBS)
 # s3 branch: HTTP helpers unit test and the SigV4 dump helper used by test_s3_sigv4.py
 UNIT_TESTS += tests/unit/test_http_util
-check_PROGRAMS += tests/unit/test_http_util
-TESTS += tests/unit/test_http_util
 tests_unit_test_http_util_SOURCES = tests/unit/test_http_util.c
 tests_unit_test_http_util_LDADD = $(LEXFS_LIBS)
 noinst_PROGRAMS += tests/unit/sigv4_dump

@@ -51,7 +51,7 @@ static int load(const char *file_text, mode_t mode, char **env, const char *cons
 		snprintf(origin, sizeof(origin), "-o %s", k);
 		settings_set(&opts, k, eq ? eq + 1 : "", origin);
 	}
-	struct config_input in = { .source = source, .opts = &opts, .env = env };
+	struct config_input in = {.source = source, .opts = &opts, .env = env};
 	err[0] = '\0';
 	rc = config_load(&in, cfg, err, errlen);
 	settings_free(&opts);
@@ -62,10 +62,15 @@ static void test_precedence(void)
 {
 	struct lexfs_config cfg;
 	char err[512], origin[PATH_MAX + 16];
-	char *env[] = { "HOME=/nonexistent", "LEX_STORAGE__LOCAL__BASE_URL=http://127.0.0.1:9/s",
-			"LEX_STORAGE__CACHE_SIZE=2m", NULL };
-	const char *o[] = { "base_url=http://localhost:1/o", "uid=1234", "umask=027", "ro",
-			    "_netdev", "nodev", NULL };
+	char *env[] = {"HOME=/nonexistent", "LEX_STORAGE__LOCAL__BASE_URL=http://127.0.0.1:9/s",
+		       "LEX_STORAGE__CACHE_SIZE=2m", NULL};
+	const char *o[] = {"base_url=http://localhost:1/o",
+			   "uid=1234",
+			   "umask=027",
+			   "ro",
+			   "_netdev",
+			   "nodev",
+			   NULL};
 	const char *text = "# lexfs test\n"
 			   "storage = {\n"
 			   "  driver = \"local\";\n"
@@ -103,8 +108,8 @@ static void test_env_nesting(void)
 {
 	struct lexfs_config cfg;
 	char err[512];
-	char *env[] = { "LEX_STORAGE__DRIVER=memory", "LEX_STORAGE__MEMORY__FOO=bar",
-			"LEX_STORAGE__MAX_FILE_SIZE_MB=3", NULL };
+	char *env[] = {"LEX_STORAGE__DRIVER=memory", "LEX_STORAGE__MEMORY__FOO=bar",
+		       "LEX_STORAGE__MAX_FILE_SIZE_MB=3", NULL};
 
 	CHECK_INT(load(NULL, 0600, env, NULL, NULL, &cfg, err, sizeof(err)), 0);
 	CHECK_STR(cfg.driver, "memory");
@@ -114,14 +119,14 @@ static void test_env_nesting(void)
 	config_free(&cfg);
 
 	{
-		char *bad[] = { "LEX_STORAGE__A__B__C=1", NULL };
+		char *bad[] = {"LEX_STORAGE__A__B__C=1", NULL};
 
 		CHECK_INT(load(NULL, 0600, bad, NULL, NULL, &cfg, err, sizeof(err)), -EINVAL);
 		CHECK(strstr(err, "LEX_STORAGE__A__B__C") != NULL);
 		config_free(&cfg);
 	}
 	{
-		char *bad[] = { "LEX_STORAGE__CACHE_SIZ=1", NULL };
+		char *bad[] = {"LEX_STORAGE__CACHE_SIZ=1", NULL};
 
 		CHECK_INT(load(NULL, 0600, bad, NULL, NULL, &cfg, err, sizeof(err)), -EINVAL);
 		CHECK(strstr(err, "unknown key storage.cache_siz") != NULL);
@@ -134,7 +139,7 @@ static void test_source(void)
 {
 	struct lexfs_config cfg;
 	char err[512];
-	char *env[] = { NULL };
+	char *env[] = {NULL};
 	const char *text = "storage = { driver = \"local\"; memory = { x = 1; }; };\n";
 
 	/* The source beats the file's driver. */
@@ -153,14 +158,14 @@ static void test_source(void)
 	config_free(&cfg);
 
 	{
-		const char *o[] = { "prefix=../up", NULL };
+		const char *o[] = {"prefix=../up", NULL};
 
 		CHECK_INT(load(NULL, 0600, env, o, "mem://", &cfg, err, sizeof(err)), -EINVAL);
 		CHECK(strstr(err, "prefix") != NULL);
 		config_free(&cfg);
 	}
 	{
-		const char *o[] = { "prefix=a/b", NULL };
+		const char *o[] = {"prefix=a/b", NULL};
 
 		CHECK_INT(load(NULL, 0600, env, o, "mem://", &cfg, err, sizeof(err)), 0);
 		CHECK_STR(cfg.prefix, "a/b/");
@@ -172,7 +177,7 @@ static void test_errors(void)
 {
 	struct lexfs_config cfg;
 	char err[512], want[PATH_MAX + 16];
-	char *env[] = { NULL };
+	char *env[] = {NULL};
 
 	CHECK_INT(load("storage = { cache_sise = \"1m\"; };\n", 0600, env, NULL, NULL, &cfg, err,
 		       sizeof(err)),
@@ -190,9 +195,9 @@ static void test_errors(void)
 	CHECK(strstr(err, want) != NULL);
 	config_free(&cfg);
 
-	CHECK_INT(load("storage = {\n driver = ;\n};\n", 0600, env, NULL, NULL, &cfg, err,
-		       sizeof(err)),
-		  -EINVAL); /* a syntax error names file and line */
+	CHECK_INT(
+	    load("storage = {\n driver = ;\n};\n", 0600, env, NULL, NULL, &cfg, err, sizeof(err)),
+	    -EINVAL); /* a syntax error names file and line */
 	CHECK(strstr(err, "lexfs.conf:2") != NULL);
 	config_free(&cfg);
 
@@ -202,7 +207,7 @@ static void test_errors(void)
 	config_free(&cfg);
 
 	{
-		const char *o[] = { "driver=nosuch", NULL };
+		const char *o[] = {"driver=nosuch", NULL};
 
 		CHECK(load(NULL, 0600, env, o, NULL, &cfg, err, sizeof(err)) < 0);
 		CHECK(strstr(err, "unknown driver") != NULL);
@@ -210,30 +215,30 @@ static void test_errors(void)
 		config_free(&cfg);
 	}
 	{
-		const char *o[] = { "umask=999", NULL };
+		const char *o[] = {"umask=999", NULL};
 
 		CHECK_INT(load(NULL, 0600, env, o, NULL, &cfg, err, sizeof(err)), -EINVAL);
 		CHECK(strstr(err, "umask") != NULL);
 		config_free(&cfg);
 	}
 	{
-		const char *o[] = { "entry_timeout=-1", NULL };
+		const char *o[] = {"entry_timeout=-1", NULL};
 
 		CHECK_INT(load(NULL, 0600, env, o, NULL, &cfg, err, sizeof(err)), -EINVAL);
 		CHECK(strstr(err, "entry_timeout (from -o entry_timeout)") != NULL);
 		config_free(&cfg);
 	}
 	{
-		const char *o[] = { "trace=http:nonsense", NULL };
+		const char *o[] = {"trace=http:nonsense", NULL};
 
 		CHECK_INT(load(NULL, 0600, env, o, NULL, &cfg, err, sizeof(err)), -EINVAL);
 		CHECK(strstr(err, "trace") != NULL);
 		config_free(&cfg);
 	}
 	{
-		const char *o[] = { "config=/nonexistent/lexfs.conf", NULL };
+		const char *o[] = {"config=/nonexistent/lexfs.conf", NULL};
 		struct settings opts;
-		struct config_input in = { .opts = &opts, .env = env };
+		struct config_input in = {.opts = &opts, .env = env};
 
 		settings_init(&opts);
 		settings_set(&opts, "config", o[0] + 7, "-o config");
@@ -248,8 +253,8 @@ static void test_unused(void)
 {
 	struct lexfs_config cfg;
 	char err[512];
-	char *env[] = { NULL };
-	const char *o[] = { "bukket=x", NULL };
+	char *env[] = {NULL};
+	const char *o[] = {"bukket=x", NULL};
 
 	CHECK_INT(load(NULL, 0600, env, o, "mem://", &cfg, err, sizeof(err)), 0);
 	CHECK_INT(config_check_unused(&cfg, err, sizeof(err)), -EINVAL);
@@ -263,7 +268,7 @@ static void test_secrets(void)
 {
 	struct lexfs_config cfg;
 	char err[512];
-	char *env[] = { NULL };
+	char *env[] = {NULL};
 	const char *text = "storage = {\n"
 			   "  driver = \"local\";\n"
 			   "  local = {\n"
@@ -307,8 +312,8 @@ static void test_secrets(void)
 
 	/* Placeholders: refused off loopback, accepted on it. */
 	{
-		const char *o[] = { "signing_key=changeme", "base_url=https://files.example.com/x",
-				    NULL };
+		const char *o[] = {"signing_key=changeme", "base_url=https://files.example.com/x",
+				   NULL};
 
 		CHECK_INT(load(NULL, 0600, env, o, "/srv/y", &cfg, err, sizeof(err)), -EACCES);
 		CHECK(strstr(err, "signing_key (from -o signing_key)") != NULL);
@@ -317,8 +322,8 @@ static void test_secrets(void)
 		config_free(&cfg);
 	}
 	{
-		const char *o[] = { "signing_key=MinioAdmin", "base_url=http://127.0.0.1:8000/x",
-				    NULL };
+		const char *o[] = {"signing_key=MinioAdmin", "base_url=http://127.0.0.1:8000/x",
+				   NULL};
 
 		CHECK_INT(load(NULL, 0600, env, o, "/srv/y", &cfg, err, sizeof(err)), 0);
 		config_free(&cfg);
@@ -344,7 +349,7 @@ static void test_default_file(void)
 	struct lexfs_config cfg;
 	struct settings opts;
 	char err[512], home[PATH_MAX + 8], path[PATH_MAX + 64], henv[PATH_MAX + 16];
-	char *env[] = { henv, NULL };
+	char *env[] = {henv, NULL};
 
 	snprintf(home, sizeof(home), "%s/home", dir);
 	snprintf(path, sizeof(path), "%s/.config", home);
@@ -356,7 +361,7 @@ static void test_default_file(void)
 	write_file(path, 0600, "storage = { driver = \"memory\"; };\n");
 	snprintf(henv, sizeof(henv), "HOME=%s", home);
 	settings_init(&opts);
-	struct config_input in = { .opts = &opts, .env = env };
+	struct config_input in = {.opts = &opts, .env = env};
 	CHECK_INT(config_load(&in, &cfg, err, sizeof(err)), 0);
 	CHECK_STR(cfg.driver, "memory");
 	CHECK_STR(cfg.file, path);
@@ -369,8 +374,8 @@ static void test_paths_absolute(void)
 {
 	struct lexfs_config cfg;
 	char err[512], cwd[PATH_MAX], want[PATH_MAX + 16];
-	char *env[] = { NULL };
-	const char *o[] = { "cache_dir=rel/cache", NULL };
+	char *env[] = {NULL};
+	const char *o[] = {"cache_dir=rel/cache", NULL};
 
 	CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
 	CHECK_INT(load(NULL, 0600, env, o, NULL, &cfg, err, sizeof(err)), 0);
