@@ -214,8 +214,11 @@ static struct centry *centry_new(const char *key)
 /* Close and (unless it must survive for the journal) delete the cache file. */
 static void centry_free(struct cache *c, struct centry *e)
 {
-	if (e->stream)
+	if (e->stream) {
+		pthread_mutex_lock(&e->lock);
 		upload_stream_abort(c, e);
+		pthread_mutex_unlock(&e->lock);
+	}
 	if (e->fd >= 0) {
 		close(e->fd);
 		if (!e->dirty || !e->hashed || e->poison) {
@@ -225,12 +228,7 @@ static void centry_free(struct cache *c, struct centry *e)
 			unlink(path);
 		}
 	}
-	pthread_mutex_lock(&c->lock);
-	if (c->disk_used >= e->disk_bytes)
-		c->disk_used -= e->disk_bytes;
-	else
-		c->disk_used = 0;
-	pthread_mutex_unlock(&c->lock);
+	__atomic_sub_fetch(&c->disk_used, e->disk_bytes, __ATOMIC_RELAXED);
 	rs_free(&e->valid);
 	meta_free(&e->meta);
 	pthread_cond_destroy(&e->cond);
@@ -336,10 +334,15 @@ static void lru_push(struct cache *c, struct centry *e)
 void centry_hold(struct cache *c, struct centry *e)
 {
 	pthread_mutex_lock(&c->lock);
-	if (e->refs == 0)
+	if (__atomic_load_n(&e->refs, __ATOMIC_ACQUIRE) == 0)
 		lru_unlink(c, e);
-	e->refs++;
+	__atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
 	pthread_mutex_unlock(&c->lock);
+}
+
+void centry_hold_more(struct centry *e)
+{
+	__atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
 }
 
 /* Drop one reference. The last one pins a dirty entry (it must be uploaded), keeps
@@ -349,8 +352,9 @@ void centry_put(struct cache *c, struct centry *e)
 	bool do_free = false;
 
 	pthread_mutex_lock(&c->lock);
-	if (e->refs > 1) {
-		e->refs--;
+	if (__atomic_load_n(&e->refs, __ATOMIC_ACQUIRE) > 1) {
+		/* others hold it, and only holders add references without c->lock */
+		__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
 		pthread_mutex_unlock(&c->lock);
 		return;
 	}
@@ -360,11 +364,11 @@ void centry_put(struct cache *c, struct centry *e)
 		e->pinned = true;
 	} else if (e->hashed && !e->dirty && !e->poison && e->fd >= 0 && !e->busy &&
 		   c->conf.size_limit > 0) {
-		e->refs = 0;
+		__atomic_store_n(&e->refs, 0, __ATOMIC_RELEASE);
 		e->pinned = false;
 		lru_push(c, e);
 	} else {
-		e->refs = 0;
+		__atomic_store_n(&e->refs, 0, __ATOMIC_RELEASE);
 		e->pinned = false;
 		tab_remove(c, e);
 		do_free = true;
@@ -427,11 +431,8 @@ static void centry_account(struct cache *c, struct centry *e)
 {
 	uint64_t now = e->size;
 
-	pthread_mutex_lock(&c->lock);
-	c->disk_used += now;
-	c->disk_used -= e->disk_bytes < c->disk_used ? e->disk_bytes : c->disk_used;
+	__atomic_add_fetch(&c->disk_used, now - e->disk_bytes, __ATOMIC_RELAXED);
 	e->disk_bytes = now;
-	pthread_mutex_unlock(&c->lock);
 }
 
 /* Fetch the missing bytes of [off, off+len) from the store. e->lock held. */
@@ -474,10 +475,8 @@ static int centry_fetch(struct cache *c, struct centry *e, uint64_t off, uint64_
 		ret = rs_add(&e->valid, gs, ge);
 		if (ret < 0)
 			break;
-		pthread_mutex_lock(&c->lock);
-		c->st_fetches++;
-		c->st_fetch_bytes += got;
-		pthread_mutex_unlock(&c->lock);
+		STAT_ADD(c, st_fetches, 1);
+		STAT_ADD(c, st_fetch_bytes, got);
 	}
 	free(key);
 	if (ret == 0 && e->valid.n == 1 && e->valid.v[0].start == 0 &&
@@ -619,8 +618,11 @@ void cache_destroy(struct cache *c)
 					unlink(path);
 				}
 			}
-			if (e->stream)
+			if (e->stream) {
+				pthread_mutex_lock(&e->lock);
 				upload_stream_abort(c, e);
+				pthread_mutex_unlock(&e->lock);
+			}
 			rs_free(&e->valid);
 			meta_free(&e->meta);
 			pthread_cond_destroy(&e->cond);
@@ -659,9 +661,9 @@ struct centry *cache_find_hold(struct cache *c, const char *key)
 	pthread_mutex_lock(&c->lock);
 	e = tab_find(c, key);
 	if (e) {
-		if (e->refs == 0)
+		if (__atomic_load_n(&e->refs, __ATOMIC_ACQUIRE) == 0)
 			lru_unlink(c, e);
-		e->refs++;
+		__atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
 	}
 	pthread_mutex_unlock(&c->lock);
 	return e;
@@ -693,8 +695,8 @@ int cache_adopt(struct cache *c, const char *key, uint64_t id, int fd, uint64_t 
 		tab_remove(c, old); /* a later record for the same key wins */
 	tab_insert(c, e);
 	e->pinned = true;
-	e->refs = 1;
-	c->disk_used += size;
+	__atomic_store_n(&e->refs, 1, __ATOMIC_RELEASE);
+	STAT_ADD(c, disk_used, size);
 	if (id >= c->next_id)
 		c->next_id = id;
 	pthread_mutex_unlock(&c->lock);
@@ -752,9 +754,9 @@ int cache_open(struct cache *c, const char *key, int flags, const struct lexfs_o
 			tab_insert(c, e);
 		}
 	}
-	if (e->refs == 0)
+	if (__atomic_load_n(&e->refs, __ATOMIC_ACQUIRE) == 0)
 		lru_unlink(c, e);
-	e->refs++;
+	__atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
 	pthread_mutex_unlock(&c->lock);
 	if (fresh)
 		centry_free(c, fresh);
@@ -894,11 +896,9 @@ ssize_t cache_write(struct cache_file *f, const char *buf, size_t size, off_t of
 			"uploaded",
 			e->key);
 		e->poison = ret;
-		if (e->stream)
-			upload_stream_abort(c, e);
-		pthread_mutex_lock(&c->lock);
-		c->st_enospc++;
-		pthread_mutex_unlock(&c->lock);
+		if (e->stream && !e->busy)
+			upload_stream_abort(c, e); /* else the uploader sees the poison */
+		STAT_ADD(c, st_enospc, 1);
 		goto out;
 	}
 	if (done > 0) {
@@ -1025,7 +1025,13 @@ int cache_release(struct cache_file *f)
 	e->handles--;
 	if (f->writable)
 		e->writers--;
-	if (e->handles == 0 && e->poison && e->hashed) {
+	if (e->handles == 0 && e->dirty && e->hashed && !e->poison && !e->journaled &&
+	    c->conf.writeback_s < 0) {
+		/* sync mode, the upload failed: keep it across restarts, retry later */
+		pthread_mutex_unlock(&e->lock);
+		if (journal_put(c, e) == 0)
+			upload_enqueue(c, e, cache_now_ms() + 2000);
+	} else if (e->handles == 0 && e->poison && e->hashed) {
 		/* nothing to retry: forget the file */
 		pthread_mutex_unlock(&e->lock);
 		pthread_mutex_lock(&c->lock);
@@ -1088,8 +1094,10 @@ static void centry_detach(struct cache *c, struct centry *e)
 	tab_remove(c, e);
 	pthread_mutex_unlock(&c->lock);
 	pthread_mutex_lock(&e->lock);
+	centry_own(e);
 	if (e->stream)
 		upload_stream_abort(c, e);
+	centry_disown(e);
 	pthread_mutex_unlock(&e->lock);
 	journal_drop(c, e);
 	centry_unpin(c, e);
@@ -1189,6 +1197,7 @@ int cache_set_meta(struct cache *c, const char *key, const struct lexfs_meta *me
 	meta_free(&e->meta);
 	e->meta = copy;
 	e->gen++;
+	e->meta_gen++;
 	ret = e->dirty ? 1 : 0;
 	centry_disown(e);
 	pthread_mutex_unlock(&e->lock);
@@ -1234,7 +1243,7 @@ bool cache_evict_for(struct cache *c, uint64_t want)
 
 		lru_unlink(c, e);
 		tab_remove(c, e);
-		c->st_evictions++;
+		STAT_ADD(c, st_evictions, 1);
 		pthread_mutex_unlock(&c->lock);
 		centry_free(c, e);
 		pthread_mutex_lock(&c->lock);
@@ -1259,9 +1268,11 @@ char *cache_stats_json(struct cache *c)
 			uint64_t done = __atomic_load_n(&e->up_done, __ATOMIC_RELAXED);
 			bool busy = __atomic_load_n(&e->busy, __ATOMIC_RELAXED);
 
-			if (e->refs == 0)
+			unsigned refs = __atomic_load_n(&e->refs, __ATOMIC_RELAXED);
+
+			if (refs == 0)
 				cached++;
-			else if (!e->pinned || e->refs > 1)
+			else if (!e->pinned || refs > 1)
 				open_files++;
 			if (!e->dirty)
 				continue;
@@ -1284,26 +1295,26 @@ char *cache_stats_json(struct cache *c)
 	json_object_set_new(root, "bytes_in_flight", json_integer((json_int_t)inflight));
 	json_object_set_new(root, "open_files", json_integer((json_int_t)open_files));
 	json_object_set_new(root, "cached_files", json_integer((json_int_t)cached));
-	json_object_set_new(root, "cache_used", json_integer((json_int_t)c->disk_used));
+	json_object_set_new(root, "cache_used", json_integer((json_int_t)STAT_GET(c, disk_used)));
 	json_object_set_new(root, "cache_limit", json_integer((json_int_t)c->conf.size_limit));
-	json_object_set_new(root, "uploads", json_integer((json_int_t)c->st_uploads));
-	json_object_set_new(root, "upload_bytes", json_integer((json_int_t)c->st_upload_bytes));
-	json_object_set_new(root, "upload_errors", json_integer((json_int_t)c->st_upload_errors));
-	json_object_set_new(root, "streams", json_integer((json_int_t)c->st_streams));
+	json_object_set_new(root, "uploads", json_integer((json_int_t)STAT_GET(c, st_uploads)));
+	json_object_set_new(root, "upload_bytes", json_integer((json_int_t)STAT_GET(c, st_upload_bytes)));
+	json_object_set_new(root, "upload_errors", json_integer((json_int_t)STAT_GET(c, st_upload_errors)));
+	json_object_set_new(root, "streams", json_integer((json_int_t)STAT_GET(c, st_streams)));
 	json_object_set_new(root, "stream_fallbacks",
-			    json_integer((json_int_t)c->st_stream_fallbacks));
-	json_object_set_new(root, "parts", json_integer((json_int_t)c->st_parts));
-	json_object_set_new(root, "part_bytes", json_integer((json_int_t)c->st_part_bytes));
-	json_object_set_new(root, "fetches", json_integer((json_int_t)c->st_fetches));
-	json_object_set_new(root, "fetch_bytes", json_integer((json_int_t)c->st_fetch_bytes));
-	json_object_set_new(root, "direct_reads", json_integer((json_int_t)c->st_direct_reads));
-	json_object_set_new(root, "direct_bytes", json_integer((json_int_t)c->st_direct_bytes));
-	json_object_set_new(root, "readahead_reads", json_integer((json_int_t)c->st_ra_reads));
-	json_object_set_new(root, "readahead_bytes", json_integer((json_int_t)c->st_ra_bytes));
-	json_object_set_new(root, "readahead_hits", json_integer((json_int_t)c->st_ra_hits));
-	json_object_set_new(root, "evictions", json_integer((json_int_t)c->st_evictions));
-	json_object_set_new(root, "enospc", json_integer((json_int_t)c->st_enospc));
-	json_object_set_new(root, "space_waits", json_integer((json_int_t)c->st_waits));
+			    json_integer((json_int_t)STAT_GET(c, st_stream_fallbacks)));
+	json_object_set_new(root, "parts", json_integer((json_int_t)STAT_GET(c, st_parts)));
+	json_object_set_new(root, "part_bytes", json_integer((json_int_t)STAT_GET(c, st_part_bytes)));
+	json_object_set_new(root, "fetches", json_integer((json_int_t)STAT_GET(c, st_fetches)));
+	json_object_set_new(root, "fetch_bytes", json_integer((json_int_t)STAT_GET(c, st_fetch_bytes)));
+	json_object_set_new(root, "direct_reads", json_integer((json_int_t)STAT_GET(c, st_direct_reads)));
+	json_object_set_new(root, "direct_bytes", json_integer((json_int_t)STAT_GET(c, st_direct_bytes)));
+	json_object_set_new(root, "readahead_reads", json_integer((json_int_t)STAT_GET(c, st_ra_reads)));
+	json_object_set_new(root, "readahead_bytes", json_integer((json_int_t)STAT_GET(c, st_ra_bytes)));
+	json_object_set_new(root, "readahead_hits", json_integer((json_int_t)STAT_GET(c, st_ra_hits)));
+	json_object_set_new(root, "evictions", json_integer((json_int_t)STAT_GET(c, st_evictions)));
+	json_object_set_new(root, "enospc", json_integer((json_int_t)STAT_GET(c, st_enospc)));
+	json_object_set_new(root, "space_waits", json_integer((json_int_t)STAT_GET(c, st_waits)));
 	pthread_mutex_unlock(&c->lock);
 	json_object_set_new(root, "files", files);
 	files = NULL;

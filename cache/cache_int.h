@@ -3,14 +3,16 @@
  * Objects and their locks
  * -----------------------
  * struct cache      one per mount. c->lock guards the key table, every entry's
- *                   `refs`, `hashed` and LRU links, the id counter and the counters
+ *                   `hashed`, `pinned` and LRU links, the decision to free an
+ *                   entry (refs is atomic: a holder may add a reference without
+ *                   c->lock, see centry_hold_more), the id counter and the counters
  *                   in c->st_*. It is never held across I/O.
  * struct centry     one per key the cache holds (open, pending upload or cached
  *                   clean data). e->lock guards everything in the entry but the
  *                   key, and may be held across local file I/O and across ranged
  *                   downloads of missing content (so two readers never fetch the
  *                   same range twice). It is not held across uploads: an upload
- *                   runs with e->uploading set, and a change made meanwhile bumps
+ *                   runs with e->busy set, and a change made meanwhile bumps
  *                   e->gen, which keeps the entry dirty afterwards.
  * e->keylock        a leaf lock for e->key alone (renames change it while others
  *                   hold e->lock).
@@ -71,6 +73,7 @@ struct journal;
 struct meta_cache;
 struct readahead;
 struct stream;
+struct ujob;
 
 struct centry {
 	/* guarded by c->lock */
@@ -94,6 +97,7 @@ struct centry {
 	bool remote_exists;    /* an object exists in the store under key */
 	bool dirty;
 	uint64_t gen;          /* bumped by every change of bytes, size or metadata */
+	uint64_t meta_gen;     /* bumped by every change of metadata */
 	unsigned handles;
 	unsigned writers;
 	bool busy;            /* an upload or rename owns the entry; wait on cond */
@@ -106,6 +110,7 @@ struct centry {
 	char content_type[128];
 	struct stream *stream; /* streaming multipart state, NULL when none */
 	uint64_t seq_end;      /* end of the last write, for sequential detection */
+	struct ujob *wbjob;    /* queued write-back upload; guarded by the engine lock */
 	/* upload progress (read by stats without e->lock: relaxed) */
 	uint64_t up_total;
 	uint64_t up_done;
@@ -124,11 +129,11 @@ struct cache {
 	size_t tabsz, nent;
 	uint64_t next_id;
 	struct centry *lru_head, *lru_tail;
-	uint64_t disk_used;  /* bytes of cache files (allocated, approximated by size) */
+	uint64_t disk_used;  /* bytes of cache files (by size); atomic */
 	uint64_t dirty_bytes;
 	unsigned npending;
 
-	/* counters, guarded by lock */
+	/* counters: atomic (STAT_ADD / STAT_GET), so any lock may be held */
 	uint64_t st_uploads, st_upload_bytes, st_upload_errors, st_upload_retries;
 	uint64_t st_fetches, st_fetch_bytes, st_direct_reads, st_direct_bytes;
 	uint64_t st_parts, st_part_bytes, st_streams, st_stream_fallbacks;
@@ -141,6 +146,9 @@ struct cache {
 	struct readahead *ra;
 };
 
+#define STAT_ADD(c, field, n) __atomic_add_fetch(&(c)->field, (n), __ATOMIC_RELAXED)
+#define STAT_GET(c, field) __atomic_load_n(&(c)->field, __ATOMIC_RELAXED)
+
 /* cache.c helpers used by the other files. */
 void cache_data_path(const struct cache *c, uint64_t id, char *out, size_t outlen);
 struct centry *cache_find_hold(struct cache *c, const char *key);
@@ -151,6 +159,8 @@ bool cache_evict_for(struct cache *c, uint64_t want);
 int64_t cache_now_ms(void);
 char *centry_key_dup(struct centry *e); /* caller frees; NULL on ENOMEM */
 void centry_hold(struct cache *c, struct centry *e);
+/* Another reference when the caller already holds one (no c->lock needed). */
+void centry_hold_more(struct centry *e);
 void centry_put(struct cache *c, struct centry *e);
 /* Fetch every missing byte of [0, size): the cache file becomes complete.
  * Called with e->lock held. */

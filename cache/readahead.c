@@ -12,10 +12,8 @@ int readahead_read(struct cache *c, struct ra_state **ra, const char *key, uint6
 
 	*got = 0;
 	ret = store_read(c->st, key, off, len, buf, got, NULL);
-	pthread_mutex_lock(&c->lock);
-	c->st_direct_reads++;
-	c->st_direct_bytes += *got;
-	pthread_mutex_unlock(&c->lock);
+	STAT_ADD(c, st_direct_reads, 1);
+	STAT_ADD(c, st_direct_bytes, *got);
 	return ret;
 }
 

@@ -616,8 +616,13 @@ int store_mp_complete(struct store *st, store_mpu *m, unsigned nparts, struct le
 	int ret;
 
 	if (m->native) {
-		ret = STORE_CALL(st, STORE_OP_MP_COMPLETE, m->key, 0, err,
-				 st->drv->mp_complete(st->inst, m->native, nparts, out, _e));
+		/* the driver frees the handle, also on failure: never retry with it */
+		ret = STORE_CALL(st, STORE_OP_MP_COMPLETE, m->key, 0, err, ({
+					 int _r = st->drv->mp_complete(st->inst, m->native,
+								       nparts, out, _e);
+					 _e->retryable = false;
+					 _r;
+				 }));
 		m->native = NULL; /* the driver freed it */
 		mpu_free(m);
 		return ret;
@@ -657,8 +662,11 @@ int store_mp_abort(struct store *st, store_mpu *m, struct lexfs_err *err)
 	if (!m)
 		return 0;
 	if (m->native) {
-		ret = STORE_CALL(st, STORE_OP_MP_ABORT, m->key, 0, err,
-				 st->drv->mp_abort(st->inst, m->native, _e));
+		ret = STORE_CALL(st, STORE_OP_MP_ABORT, m->key, 0, err, ({
+					 int _r = st->drv->mp_abort(st->inst, m->native, _e);
+					 _e->retryable = false; /* the handle is freed */
+					 _r;
+				 }));
 		m->native = NULL;
 	}
 	mpu_free(m);

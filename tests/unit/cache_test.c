@@ -12,9 +12,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cache/cache.h"
+#include "cache/cache_int.h" /* white box: upload_drain() to look before destroy */
 #include "cache/meta_cache.h"
 #include "drivers/store.h"
 #include "src/log.h"
@@ -362,6 +364,288 @@ static void test_pending_rename_unlink_meta(void)
 	drop_cache(&fx);
 }
 
+
+static int64_t stat_of(struct cache *c, const char *name)
+{
+	char *sj = cache_stats_json(c);
+	json_t *j = sj ? json_loads(sj, 0, NULL) : NULL;
+	int64_t v = j ? (int64_t)json_integer_value(json_object_get(j, name)) : -1;
+
+	json_decref(j);
+	free(sj);
+	return v;
+}
+
+static void fill_pattern(char *p, size_t n, unsigned seed)
+{
+	uint32_t x = seed * 2654435761u + 1;
+
+	for (size_t i = 0; i < n; i++) {
+		x = x * 1103515245u + 12345u;
+		p[i] = (char)(x >> 16);
+	}
+}
+
+#define MIB (1024 * 1024)
+
+static void test_streaming_upload(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	size_t total = 20 * MIB + 4321, chunk = 128 * 1024;
+	char *ref = malloc(total), *data;
+	uint64_t size;
+
+	fill_pattern(ref, total, 1);
+	CHECK_INT(make_cache(&fx, -1, NULL, 0, MIB), 0);
+	CHECK_INT(cache_open(fx.c, "stream.bin", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	for (size_t off = 0; off < total; off += chunk) {
+		size_t n = total - off < chunk ? total - off : chunk;
+
+		CHECK_INT(cache_write(f, ref + off, n, (off_t)off), (long long)n);
+	}
+	/* parts went up while writing: the store saw them before close */
+	CHECK(store_calls(fx.c, STORE_OP_MP_BEGIN) == 1);
+	CHECK(store_calls(fx.c, STORE_OP_MP_PART) >= 10);
+	CHECK(stat_of(fx.c, "streams") == 1);
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_MP_COMPLETE), 1);
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_MP_PART), 21); /* each part once */
+	data = get_obj(fx.c, "stream.bin", &size);
+	CHECK(data && size == total && memcmp(data, ref, total) == 0);
+	free(data);
+
+	/* a write behind the frontier re-sends only the parts it touched */
+	CHECK_INT(cache_open(fx.c, "stream2.bin", O_RDWR | O_CREAT, NULL, NULL, NULL, &f), 0);
+	for (size_t off = 0; off < 10 * MIB; off += chunk)
+		CHECK_INT(cache_write(f, ref + off, chunk, (off_t)off), (long long)chunk);
+	memcpy(ref + MIB + 100, "behind the frontier", 19);
+	CHECK_INT(cache_write(f, ref + MIB + 100, 19, MIB + 100), 19);
+	for (size_t off = 10 * MIB; off < total; off += chunk) {
+		size_t n = total - off < chunk ? total - off : chunk;
+
+		CHECK_INT(cache_write(f, ref + off, n, (off_t)off), (long long)n);
+	}
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	data = get_obj(fx.c, "stream2.bin", &size);
+	CHECK(data && size == total && memcmp(data, ref, total) == 0);
+	free(data);
+	CHECK(stat_of(fx.c, "stream_fallbacks") >= 1);
+	CHECK(store_calls(fx.c, STORE_OP_MP_PART) <= 21 + 21 + 2);
+
+	/* a small file is one PUT */
+	CHECK_INT(cache_open(fx.c, "small", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, ref, 1000, 0), 1000);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 1);
+	free(ref);
+	drop_cache(&fx);
+}
+
+/* Faults during a streamed upload: the store holds the right bytes or close fails
+ * and there is no object at all. */
+static void test_streaming_faults(void)
+{
+	const char *specs[] = {"error_rate=0.2", "fail_after=7", "error_rate=0.5,latency_ms=1"};
+	size_t total = 8 * MIB + 77, chunk = 256 * 1024;
+	char *ref = malloc(total);
+	int ok = 0, failed = 0;
+
+	fill_pattern(ref, total, 2);
+	for (unsigned t = 0; t < 3 * 3; t++) {
+		struct fixture fx;
+		struct cache_file *f;
+		uint64_t size;
+		char *data;
+		int ret;
+
+		CHECK_INT(make_cache(&fx, -1, NULL, 0, MIB), 0);
+		CHECK_INT(store_control(cache_store(fx.c), "fault", specs[t % 3], NULL), 0);
+		CHECK_INT(cache_open(fx.c, "f.bin", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+		for (size_t off = 0; off < total; off += chunk) {
+			size_t n = total - off < chunk ? total - off : chunk;
+
+			CHECK_INT(cache_write(f, ref + off, n, (off_t)off), (long long)n);
+		}
+		ret = cache_flush(f);
+		CHECK(ret == 0 || ret == -EIO);
+		CHECK_INT(store_control(cache_store(fx.c), "fault", "off", NULL), 0);
+		data = get_obj(fx.c, "f.bin", &size);
+		if (ret == 0) {
+			ok++;
+			CHECK(data && size == total && memcmp(data, ref, total) == 0);
+		} else {
+			failed++;
+			CHECK(data == NULL); /* never a half object */
+			/* data kept: the next flush succeeds with the right bytes */
+			CHECK_INT(cache_fsync(f), 0);
+			free(data);
+			data = get_obj(fx.c, "f.bin", &size);
+			CHECK(data && size == total && memcmp(data, ref, total) == 0);
+		}
+		free(data);
+		CHECK_INT(cache_release(f), 0);
+		{
+			char *sj = cache_stats_json(fx.c);
+			json_t *j = json_loads(sj, 0, NULL);
+			json_t *st = json_object_get(j, "store");
+
+			CHECK(st != NULL);
+			json_decref(j);
+			free(sj);
+		}
+		drop_cache(&fx);
+	}
+	CHECK(ok + failed == 9);
+	printf("streaming faults: %d uploads succeeded, %d reported EIO and kept data\n", ok,
+	       failed);
+	free(ref);
+}
+
+static void test_writeback_drain_and_rsync_pattern(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	struct lexfs_meta m;
+	uint64_t size;
+	char *data;
+
+	CHECK_INT(make_cache(&fx, 3600, NULL, 0, MIB), 0);
+	/* rsync: write a temp file, set mode and times, rename onto the final name */
+	CHECK_INT(cache_open(fx.c, "d/.f.XXXXXX", O_WRONLY | O_CREAT | O_EXCL, NULL, NULL, NULL,
+			     &f),
+		  0);
+	CHECK_INT(cache_write(f, "rsync data", 10, 0), 10);
+	CHECK_INT(cache_flush(f), 0);
+	CHECK_INT(cache_release(f), 0);
+	CHECK(get_obj(fx.c, "d/.f.XXXXXX", &size) == NULL); /* close returned at once */
+	meta_init(&m);
+	meta_set(&m, "mode", "33188");
+	meta_set(&m, "mtime", "1700000000");
+	CHECK_INT(cache_set_meta(fx.c, "d/.f.XXXXXX", &m), 1);
+	CHECK_INT(cache_rename(fx.c, "d/.f.XXXXXX", "d/f"), 1);
+	CHECK(stat_of(fx.c, "pending_uploads") == 1);
+	/* fsync always uploads now */
+	CHECK_INT(cache_open(fx.c, "now", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "x", 1, 0), 1);
+	CHECK_INT(cache_fsync(f), 0);
+	data = get_obj(fx.c, "now", &size);
+	CHECK(data && size == 1);
+	free(data);
+	CHECK_INT(cache_release(f), 0);
+	/* unmount drains: the pending file goes up under its final name, once */
+	upload_drain(fx.c);
+	CHECK(stat_of(fx.c, "pending_uploads") == 0);
+	CHECK(get_obj(fx.c, "d/.f.XXXXXX", &size) == NULL);
+	data = get_obj(fx.c, "d/f", &size);
+	CHECK(data && size == 10 && memcmp(data, "rsync data", 10) == 0);
+	free(data);
+	{
+		struct lexfs_objinfo oi = {0};
+
+		CHECK_INT(store_info(cache_store(fx.c), "d/f", &oi, NULL), 0);
+		CHECK_STR(meta_get(&oi.meta, "mtime"), "1700000000");
+		objinfo_free(&oi);
+	}
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 2); /* "now" and "d/f" */
+	CHECK_INT(store_calls(fx.c, STORE_OP_COPY), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_MOVE), 0);
+	meta_free(&m);
+	drop_cache(&fx);
+}
+
+/* A daemon killed with -9 in write-back mode: a child process writes and closes
+ * files, renames and unlinks some, then dies without any teardown. The next cache on
+ * the same directory uploads every closed file under its final name. */
+static void test_writeback_crash_replay(void)
+{
+	struct fixture fx;
+	char dir[4200];
+	int nfiles = 200, status = 0;
+	pid_t pid;
+
+	snprintf(dir, sizeof(dir), "%s/crash", basedir);
+	pid = fork();
+	if (pid == 0) {
+		struct fixture cf;
+		struct cache_file *f;
+		char key[64], body[64];
+
+		if (make_cache(&cf, 3600, dir, 0, MIB) != 0)
+			_exit(3);
+		for (int i = 0; i < nfiles; i++) {
+			snprintf(key, sizeof(key), "dir/file%03d", i);
+			snprintf(body, sizeof(body), "content of file %d", i);
+			if (cache_open(cf.c, key, O_WRONLY | O_CREAT, NULL, NULL, NULL, &f) ||
+			    cache_write(f, body, strlen(body), 0) != (ssize_t)strlen(body) ||
+			    cache_flush(f) || cache_release(f))
+				_exit(4);
+		}
+		/* a big one too */
+		{
+			char *big = malloc(3 * MIB + 5);
+
+			fill_pattern(big, 3 * MIB + 5, 9);
+			if (cache_open(cf.c, "big", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f) ||
+			    cache_write(f, big, 3 * MIB + 5, 0) != 3 * MIB + 5 ||
+			    cache_release(f))
+				_exit(5);
+			free(big);
+		}
+		if (cache_rename(cf.c, "dir/file000", "dir/renamed") != 1)
+			_exit(6);
+		if (cache_unlink(cf.c, "dir/file001") != 1)
+			_exit(7);
+		/* written but never closed: not promised */
+		if (cache_open(cf.c, "open", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f) ||
+		    cache_write(f, "x", 1, 0) != 1)
+			_exit(8);
+		_exit(0); /* like kill -9: no destroy, no drain */
+	}
+	CHECK(pid > 0);
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	upload_drain(fx.c);
+	for (int i = 2; i < nfiles; i++) {
+		char key[64], body[64];
+		uint64_t size = 0;
+		char *data;
+
+		snprintf(key, sizeof(key), "dir/file%03d", i);
+		snprintf(body, sizeof(body), "content of file %d", i);
+		data = get_obj(fx.c, key, &size);
+		CHECK(data && size == strlen(body) && memcmp(data, body, size) == 0);
+		free(data);
+	}
+	{
+		uint64_t size = 0;
+		char *data = get_obj(fx.c, "dir/renamed", &size), *big;
+
+		CHECK(data && strcmp(data, "content of file 0") == 0);
+		free(data);
+		CHECK(get_obj(fx.c, "dir/file000", &size) == NULL);
+		CHECK(get_obj(fx.c, "dir/file001", &size) == NULL);
+		CHECK(get_obj(fx.c, "open", &size) == NULL);
+		big = malloc(3 * MIB + 5);
+		fill_pattern(big, 3 * MIB + 5, 9);
+		data = get_obj(fx.c, "big", &size);
+		CHECK(data && size == 3 * MIB + 5 && memcmp(data, big, size) == 0);
+		free(data);
+		free(big);
+	}
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	drop_cache(&fx);
+	/* everything went up: a third mount has nothing to do */
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	drop_cache(&fx);
+}
+
 int main(int argc, char **argv)
 {
 	log_open(LOG_SINK_STDERR, NULL, LOG_WARNING);
@@ -381,5 +665,9 @@ int main(int argc, char **argv)
 	test_shared_entry_and_direct_reads();
 	test_failure_keeps_data();
 	test_pending_rename_unlink_meta();
+	test_streaming_upload();
+	test_streaming_faults();
+	test_writeback_drain_and_rsync_pattern();
+	test_writeback_crash_replay();
 	return check_done("cache_test");
 }
