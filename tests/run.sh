@@ -14,6 +14,7 @@ TEST_PACKAGES=(
 	libfuse3-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev libconfig-dev
 	fuse3 attr rsync curl tar coreutils procps
 	python3 python3-pytest python3-botocore python3-boto3 python3-azure python3-cryptography
+	radosgw ceph-mon ceph-osd
 )
 
 cd "$(dirname "$0")/.." || exit 1
