@@ -4,6 +4,7 @@
 #
 #   radosgw.sh start DIR PORT [ACCESS_KEY SECRET_KEY]   -> ready when it returns 0
 #   radosgw.sh stop DIR
+#   radosgw.sh user DIR UID ACCESS SECRET | suspend DIR UID
 #
 # One ceph-mon, one memstore OSD (data lives in memory), no authentication inside
 # the cluster, msgr2 only, everything bound to 127.0.0.1. Needs the Debian packages
@@ -34,6 +35,17 @@ ceph_stop() {
 if [ "$cmd" = stop ]; then
 	ceph_stop
 	exit 0
+fi
+# radosgw.sh user DIR UID ACCESS SECRET / radosgw.sh suspend DIR UID: a second user,
+# and revoking one (for the "key revoked on a live mount" test).
+if [ "$cmd" = user ]; then
+	radosgw-admin -c "$dir/ceph.conf" -n client.rgw user create --uid "$3" \
+		--display-name "$3" --access-key "$4" --secret-key "$5" >/dev/null
+	exit $?
+fi
+if [ "$cmd" = suspend ]; then
+	radosgw-admin -c "$dir/ceph.conf" -n client.rgw user suspend --uid "$3" >/dev/null
+	exit $?
 fi
 [ "$cmd" = start ] || { echo "radosgw.sh: unknown command $cmd" >&2; exit 2; }
 
