@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <openssl/evp.h>
 
@@ -118,6 +119,25 @@ static char *obj_url(const struct lexfs_drv *d, const char *key, const char *que
 	return buf_steal(&b);
 }
 
+/* Refresh temporary credentials that expire within 5 minutes. Call with
+ * cred_lock held. A failed refresh keeps the old ones (the server will say when
+ * they no longer work). */
+static void creds_fresh(struct lexfs_drv *d)
+{
+	char eb[256];
+	int rc;
+
+	if (!d->creds.expiry || (int64_t)time(NULL) + 300 < d->creds.expiry)
+		return;
+	rc = s3_creds_refresh(&d->creds, eb, sizeof(eb));
+	if (rc)
+		log_warn("%s: refreshing the temporary credentials failed: %s", drv_name(d), eb);
+	else
+		log_info("%s: temporary credentials refreshed (%s), valid for %lld s",
+			 drv_name(d), d->creds.source,
+			 (long long)(d->creds.expiry ? d->creds.expiry - (int64_t)time(NULL) : 0));
+}
+
 struct sign_ctx {
 	struct lexfs_drv *d;
 	const char *payload;
@@ -133,6 +153,7 @@ static int sign_cb(void *arg, struct http_req *req)
 	if (d->anonymous)
 		return 0;
 	pthread_mutex_lock(&d->cred_lock);
+	creds_fresh(d);
 	cr.access_key = d->creds.access_key;
 	cr.secret_key = d->creds.secret_key;
 	cr.session_token = d->creds.session_token;
@@ -760,6 +781,7 @@ static int s3_presign(lexfs_drv *d, const char *key, enum lexfs_method method,
 	if (!base)
 		return lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
 	pthread_mutex_lock(&d->cred_lock);
+	creds_fresh(d);
 	cr.access_key = d->creds.access_key;
 	cr.secret_key = d->creds.secret_key;
 	cr.session_token = d->creds.session_token;
@@ -1560,6 +1582,8 @@ static int open_common(const struct lexfs_driver_conf *conf, bool r2, lexfs_drv 
 		settings_get(s, "secret_access_key");
 		settings_get(s, "session_token");
 		settings_get(s, "profile");
+		settings_get(s, "imds");
+		settings_get(s, "sts_endpoint");
 		snprintf(d->creds.source, sizeof(d->creds.source), "anonymous");
 	}
 	settings_get(s, "account_id");

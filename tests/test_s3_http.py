@@ -7,6 +7,7 @@ and answers with throttling, skew, corrupted bodies and failing parts.
 import base64
 import hashlib
 import http.server
+import json
 import os
 import subprocess
 import threading
@@ -53,9 +54,43 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return a.startswith("AWS4-HMAC-SHA256 Credential=FAKEKEY/") and \
             "x-amz-date" in a and "x-amz-content-sha256" in a
 
+    def _temp_creds(self, n, fmt):
+        # The first credentials expire within lexfs's 5-minute margin: the next
+        # signature must come from refreshed ones.
+        exp = time.time() + (200 if n == 1 else 3600)
+        iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(exp))
+        tok = "tok-%d" % n
+        if fmt == "json":
+            return json.dumps({"AccessKeyId": "FAKEKEY", "SecretAccessKey": "temp-secret-%d" % n,
+                               "Token": tok, "Expiration": iso}).encode()
+        return ("<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>"
+                "<Credentials><AccessKeyId>FAKEKEY</AccessKeyId><SecretAccessKey>temp-%d"
+                "</SecretAccessKey><SessionToken>%s</SessionToken><Expiration>%s"
+                "</Expiration></Credentials></AssumeRoleWithWebIdentityResult>"
+                "</AssumeRoleWithWebIdentityResponse>" % (n, tok, iso)).encode()
+
     def do_GET(self):
         n = self._record()
         path = self.path.split("?")[0]
+        if path == "/ecs-creds":
+            if self.headers.get("Authorization") != "ecs-auth-token":
+                return self._send(401)
+            return self._send(200, self._temp_creds(n, "json"))
+        if path == "/latest/meta-data/iam/security-credentials/":
+            if self.headers.get("X-aws-ec2-metadata-token") != "imds-session":
+                return self._send(401)
+            return self._send(200, b"lexfs-role\n")
+        if path == "/latest/meta-data/iam/security-credentials/lexfs-role":
+            if self.headers.get("X-aws-ec2-metadata-token") != "imds-session":
+                return self._send(401)
+            return self._send(200, self._temp_creds(n, "json"))
+        if path == "/sts/":
+            q = self.path.split("?", 1)[1]
+            if "Action=AssumeRoleWithWebIdentity" not in q or \
+                    "WebIdentityToken=the-oidc-token" not in q or \
+                    "RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Flexfs" not in q:
+                return self._error(400, "InvalidIdentityToken")
+            return self._send(200, self._temp_creds(n, "xml"))
         if not self._auth_ok():
             return self._error(403, "AccessDenied")
         if path == "/%s" % BUCKET:
@@ -109,6 +144,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def do_PUT(self):
         self._record()
         body = self._body()
+        if self.path == "/latest/api/token":
+            if not self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+                return self._send(400)
+            return self._send(200, b"imds-session")
         md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
         if self.headers.get("Content-MD5") != md5:
             return self._error(400, "BadDigest")
@@ -258,3 +297,61 @@ def test_profile_credentials_from_shared_files(fake, tmp_path):
     assert r.returncode == 0, r.stderr
     auth = [h for (m, p, h) in fake.log if p.endswith("/good")][0]["Authorization"]
     assert "/eu-west-3/s3/aws4_request" in auth
+
+
+def _no_aws_env(tmp_path, **extra):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
+               AWS_EC2_METADATA_DISABLED="true", HOME=str(tmp_path))
+    env.update(extra)
+    return env
+
+
+def _get_good(fake, env, *extra):
+    cmd = [storetool_bin(), "--driver", "s3", "--set", "bucket=" + BUCKET,
+           "--set", "endpoint=" + fake.endpoint]
+    for e in extra:
+        cmd += ["--set", e]
+    return subprocess.run(cmd + ["get", "good"], capture_output=True, timeout=60, env=env)
+
+
+def _s3_token(fake):
+    return [h for (m, p, h) in fake.log if p.endswith("/good")][0].get("x-amz-security-token")
+
+
+def test_ecs_container_credentials_are_used_and_refreshed(fake, tmp_path):
+    env = _no_aws_env(tmp_path, AWS_CONTAINER_CREDENTIALS_FULL_URI=fake.endpoint + "/ecs-creds",
+                      AWS_CONTAINER_AUTHORIZATION_TOKEN="ecs-auth-token")
+    r = _get_good(fake, env)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == b"good bytes"
+    assert fake.count["/ecs-creds"] == 2
+    assert _s3_token(fake) == "tok-2"
+
+
+def test_imds_v2_credentials_with_token_flow(fake, tmp_path):
+    env = _no_aws_env(tmp_path, AWS_EC2_METADATA_SERVICE_ENDPOINT=fake.endpoint)
+    env.pop("AWS_EC2_METADATA_DISABLED")
+    r = _get_good(fake, env)
+    assert r.returncode == 0, r.stderr
+    assert fake.count["/latest/api/token"] == 2
+    assert _s3_token(fake) == "tok-2"
+
+
+def test_imds_is_not_asked_unless_enabled(fake, tmp_path):
+    env = _no_aws_env(tmp_path)
+    env.pop("AWS_EC2_METADATA_DISABLED")
+    r = _get_good(fake, env)
+    assert r.returncode == 13
+    assert "/latest/api/token" not in fake.count
+
+
+def test_web_identity_through_sts(fake, tmp_path):
+    (tmp_path / "token").write_text("the-oidc-token\n")
+    env = _no_aws_env(tmp_path, AWS_WEB_IDENTITY_TOKEN_FILE=str(tmp_path / "token"),
+                      AWS_ROLE_ARN="arn:aws:iam::123456789012:role/lexfs",
+                      AWS_ENDPOINT_URL_STS=fake.endpoint + "/sts")
+    r = _get_good(fake, env)
+    assert r.returncode == 0, r.stderr
+    assert fake.count["/sts/"] == 2
+    assert _s3_token(fake) == "tok-2"
