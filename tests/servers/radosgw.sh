@@ -104,7 +104,7 @@ memstore_device_bytes = 3221225472
 osd_max_object_size = 1073741824
 mon_osd_full_ratio = 0.98
 osd_heartbeat_grace = 60
-rgw_frontends = beast endpoint=127.0.0.1:$port
+rgw_frontends = beast endpoint=127.0.0.1:$port tcp_nodelay=1
 rgw_data = $dir/rgw
 rgw_gc_obj_min_wait = 0
 rgw_gc_processor_period = 5
