@@ -5,12 +5,13 @@ liblexfs_a_SOURCES += \
 	drivers/store.c drivers/store.h \
 	drivers/registry.c
 # azure: the Azure Blob driver (libxml2 is a hard dependency, so it is always built)
-AM_CPPFLAGS += -DHAVE_DRIVER_AZURE=1
 liblexfs_a_SOURCES += \
 	drivers/azure.c drivers/azure_parse.c drivers/azure_int.h
 # gcs: Google Cloud Storage driver
 liblexfs_a_SOURCES += drivers/gcs.c drivers/gcs_int.h drivers/gcs_upload.c
-AM_CPPFLAGS += -DHAVE_DRIVER_GCS
+# s3 branch: the S3 and R2 drivers
+liblexfs_a_SOURCES += drivers/s3.c drivers/s3_xml.c drivers/s3_xml.h \
+	drivers/s3_creds.c drivers/s3_creds.h
 # drv branch: the memory and local drivers.
 liblexfs_a_SOURCES += drivers/memory.c drivers/local.c drivers/local_int.h \
 	drivers/local_list.c drivers/local_mpu.c

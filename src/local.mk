@@ -23,7 +23,5 @@ liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_dir.c src/fs_xattr.c src/path
 # ops: events/hooks/webhook, Prometheus metrics, doctor
 liblexfs_a_SOURCES += src/events.c src/events.h src/metrics.c src/metrics.h \
 	src/doctor.c src/doctor.h src/sdnotify.c src/sdnotify.h src/opsrt.c src/opsrt.h
-# s3 branch: the HTTP layer (merged from s3 for the Azure driver)
-liblexfs_a_SOURCES += src/http.c src/http.h
 # azure: Shared Key, SAS and credentials of Azure Storage
 liblexfs_a_SOURCES += src/azure_auth.c src/azure_auth.h

@@ -30,8 +30,8 @@ import pytest
 PY = "/usr/bin/python3"
 ROOT = Path(__file__).resolve().parent.parent
 
-BACKEND_NAMES = ["memory", "local", "azure", "gcs"]
-pytest_plugins = ["servers.azurite", "servers.gcs"]
+BACKEND_NAMES = ["memory", "local", "s3", "r2", "azure", "gcs"]
+pytest_plugins = ["servers.s3", "servers.azurite", "servers.gcs"]
 
 TEST_TIMEOUT_S = int(os.environ.get("LEXFS_TEST_TIMEOUT", "300"))
 MOUNT_TIMEOUT_S = 20

@@ -39,11 +39,6 @@ tests_unit_urlsign_test_SOURCES = tests/unit/urlsign_test.c
 tests_unit_urlsign_test_LDADD = $(LEXFS_LIBS)
 tests_unit_local_test_SOURCES = tests/unit/local_test.c
 tests_unit_local_test_LDADD = $(LEXFS_LIBS)
-# s3 branch: HTTP helpers unit test (merged from s3 with the HTTP layer)
-check_PROGRAMS += tests/unit/test_http_util
-tests_unit_test_http_util_SOURCES = tests/unit/test_http_util.c
-tests_unit_test_http_util_LDADD = $(LEXFS_LIBS)
-TESTS += tests/unit/test_http_util
 # azure: dumps what the Azure signing and parsing code computes (tests/test_azure_*.py)
 noinst_PROGRAMS += tests/unit/azure_dump
 tests_unit_azure_dump_SOURCES = tests/unit/azure_dump.c

@@ -15,8 +15,8 @@ TEST_PACKAGES=(
 	fuse3 attr rsync curl tar coreutils procps
 	python3 python3-pytest python3-botocore python3-boto3 python3-azure python3-cryptography
 	logrotate systemd
-	nodejs
 	python3-crcmod
+	radosgw ceph-mon ceph-osd
 )
 
 cd "$(dirname "$0")/.." || exit 1
@@ -67,7 +67,13 @@ build_all() {
 # tests/.node (git-ignored); tests/servers/azurite.py starts it.
 install_azurite() {
 	[ -x "$SRC/tests/.node/node_modules/.bin/azurite-blob" ] && return 0
-	command -v npm >/dev/null || die "npm is missing (Debian: apt-get install npm)"
+	# The machine's own Node.js and npm when it has them (a Debian nodejs would
+	# replace a newer node under its npm); Debian's otherwise.
+	if ! command -v npm >/dev/null; then
+		[ "$(id -u)" -eq 0 ] || die "npm is missing (Debian: apt-get install nodejs npm)"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nodejs npm ||
+			die "apt-get install nodejs npm failed"
+	fi
 	step "npm install azurite@3 into tests/.node"
 	npm install --prefix "$SRC/tests/.node" --no-audit --no-fund azurite@3 ||
 		die "npm install azurite failed"
