@@ -331,15 +331,15 @@ static void stream_touch(struct cache *c, struct stream *s, uint64_t off, uint64
 	unsigned first = (unsigned)(off / s->ps);
 	unsigned last = (unsigned)((end - 1) / s->ps);
 
+	if (!s->fallback) {
+		s->fallback = true;
+		STAT_ADD(c, st_stream_fallbacks, 1);
+	}
 	for (unsigned i = first; i <= last && i < s->cap; i++) {
 		struct part *p = &s->parts[i];
 
 		if (p->state == P_DONE) {
 			p->state = P_NONE;
-			if (!s->fallback) {
-				s->fallback = true;
-				STAT_ADD(c, st_stream_fallbacks, 1);
-			}
 		} else if (p->state == P_INFLIGHT) {
 			p->stale = true;
 		}
@@ -527,7 +527,7 @@ int centry_upload(struct cache *c, struct centry *e)
 	char ct[128], etag[96] = "";
 	char *key = NULL;
 	uint64_t gen, size;
-	bool journaled = false;
+	bool journaled = false, superseded = false;
 	int ret;
 
 	meta_init(&meta);
@@ -572,14 +572,23 @@ int centry_upload(struct cache *c, struct centry *e)
 		src.len = size;
 		pthread_mutex_unlock(&e->lock);
 		ret = store_upload(c->st, key, &src, &opts, &oi, &err);
-		if (ret < 0)
-			log_err("cache: upload of %s failed: %s (%s)", key, strerror(-ret),
-				err.message);
 		snprintf(etag, sizeof(etag), "%s", ret == 0 ? oi.etag : "");
 		objinfo_free(&oi);
 		pthread_mutex_lock(&e->lock);
+		if (ret < 0 && e->gen != gen && e->writers > 1) {
+			/* Another handle wrote while the bytes went up (a store that checks
+			 * Content-MD5 refuses such a body). Those bytes were stale anyway:
+			 * the entry stays dirty and that handle's close uploads it. */
+			log_debug("cache: upload of %s superseded by a concurrent writer (%s)",
+				  key, err.message);
+			ret = 0;
+			superseded = true;
+		} else if (ret < 0) {
+			log_err("cache: upload of %s failed: %s (%s)", key, strerror(-ret),
+				err.message);
+		}
 	}
-	if (ret == 0) {
+	if (ret == 0 && !superseded) {
 		/* The object is durable now: FileUploaded (src/events.h). */
 		struct lexfs_event ev = { .type = LEXFS_EV_UPLOADED, .key = key,
 					  .has_size = true, .size = size, .etag = etag };
@@ -588,7 +597,7 @@ int centry_upload(struct cache *c, struct centry *e)
 	}
 	e->busy = false;
 	e->last_err = ret;
-	if (ret == 0) {
+	if (ret == 0 && !superseded) {
 		e->remote_exists = true;
 		snprintf(e->etag, sizeof(e->etag), "%s", etag);
 		__atomic_store_n(&e->up_done, size, __ATOMIC_RELAXED);
@@ -599,6 +608,8 @@ int centry_upload(struct cache *c, struct centry *e)
 	}
 	pthread_cond_broadcast(&e->cond);
 	pthread_mutex_unlock(&e->lock);
+	if (superseded)
+		goto out;
 
 	if (ret == 0) {
 		STAT_ADD(c, st_uploads, 1);

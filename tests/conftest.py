@@ -215,7 +215,7 @@ def mounter(tmp_path):
 
 class Backend:
     def __init__(self, name, driver, source, settings=None, env=None, persistent=True,
-                 fresh=None):
+                 fresh=None, wrong_credentials=None):
         self.name = name
         self.driver = driver
         self.source = source
@@ -223,9 +223,17 @@ class Backend:
         self.env = dict(env or {})
         self.persistent = persistent
         self._fresh = fresh
+        self._wrong = wrong_credentials
 
     def fresh(self):
         return self._fresh()
+
+    def wrong_credentials(self, tmp_path):
+        """None for a backend without credentials; else a dict of what makes this
+        backend's credentials wrong but well-formed: "settings" and "env" to
+        override, "secrets" (values that must never be printed) and "names" (where
+        the credentials came from, as lexfs doctor names them)."""
+        return self._wrong(self, tmp_path) if self._wrong else None
 
     def mount_opts(self):
         return ["%s=%s" % (k, v) for k, v in self.settings.items()]

@@ -298,15 +298,16 @@ def test_concurrent_readers_and_writers(mnt):
     errors = []
 
     def writer(wid):
-        fd = os.open(path, os.O_WRONLY)
         try:
-            for rnd in range(5):
-                for blk in range(wid, nblocks, 4):
-                    os.pwrite(fd, bytes([1 + (blk + rnd) % 250]) * bs, blk * bs)
+            fd = os.open(path, os.O_WRONLY)
+            try:
+                for rnd in range(5):
+                    for blk in range(wid, nblocks, 4):
+                        os.pwrite(fd, bytes([1 + (blk + rnd) % 250]) * bs, blk * bs)
+            finally:
+                os.close(fd)  # in sync mode close uploads: its error counts too
         except OSError as e:
             errors.append(e)
-        finally:
-            os.close(fd)
 
     def reader():
         fd = os.open(path, os.O_RDONLY)

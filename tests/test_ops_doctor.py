@@ -14,8 +14,6 @@ LINE = re.compile(r"^(pass|warn|fail|skip) ([a-z-]+): (.+)$")
 ORDER = ["config", "credentials", "driver", "endpoint", "clock", "probe-put", "probe-info",
          "probe-get", "probe-list", "probe-copy", "probe-presign", "probe-remove",
          "multipart", "cache-dir", "fuse"]
-SECRET_WORDS = ("secret", "password", "token", "account_key", "access_key", "private_key",
-                "connection_string", "sas")
 
 
 def doctor(backend, cache_dir, *extra, source=None, env=None, settings=None):
@@ -166,43 +164,27 @@ def test_doctor_config_file_error(backend, tmp_path):
     assert checks["fuse"][0] == "pass"
 
 
-def wrong_secret(value):
-    """A wrong secret of the same shape: an account key that is base64 stays valid
-    base64 (so the driver opens and the server refuses it), anything else changes."""
-    import base64
-    import binascii
-    try:
-        raw = base64.b64decode(value, validate=True)
-        if len(raw) >= 16:
-            return base64.b64encode(bytes(b ^ 0x5A for b in raw)).decode()
-    except (binascii.Error, ValueError):
-        pass
-    return "Wr0ng" + value[::-1]
-
-
 def test_doctor_wrong_credentials(backend, tmp_path):
-    """Backends with credentials: a wrong secret fails the endpoint check (access
-    denied) and the secret never appears in the output. Backends without any report
-    that none are needed."""
+    """Backends with credentials: a wrong secret of the right shape fails the endpoint
+    check (access denied), the credentials line names where they came from, and no
+    secret appears in the output. Backends without any report that none are needed."""
     be = backend.fresh()
-    secrets = {k: v for k, v in be.settings.items() if any(w in k for w in SECRET_WORDS)}
-    if not secrets:
+    wrong = be.wrong_credentials(tmp_path)
+    if wrong is None:
         r = doctor(be, tmp_path)
         assert r.returncode == 0
         checks, _ = parse(r.stdout)
         assert checks["credentials"] == ("pass", "driver %s needs none" % be.driver)
         return
-    wrong = {k: wrong_secret(v) for k, v in secrets.items()}
-    r = doctor(be, tmp_path, settings=wrong)
+    r = doctor(be, tmp_path, settings=wrong["settings"], env=wrong["env"])
     assert r.returncode == 1, r.stdout
     checks, _ = parse(r.stdout)
-    assert checks["endpoint"][0] == "fail"
+    assert checks["endpoint"][0] == "fail", r.stdout
     assert "access denied" in checks["endpoint"][1]
-    for v in list(secrets.values()) + list(wrong.values()):
+    for v in wrong["secrets"]:
         assert v not in r.stdout and v not in r.stderr
-    names = checks["credentials"][1]
-    for k in secrets:
-        assert k in names
+    for name in wrong["names"]:
+        assert name in checks["credentials"][1]
 
 
 def test_doctor_usage_error():

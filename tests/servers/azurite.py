@@ -10,6 +10,7 @@ A server that does not start is a test failure, never a skip.
 Containers are created with the Azure SDK for Python (Debian's python3-azure) through
 its own Shared Key signing, independent of lexfs's.
 """
+import base64
 import os
 import socket
 import subprocess
@@ -67,6 +68,15 @@ class Azurite:
             return ""
 
 
+def _wrong_azure_credentials(backend, tmp_path):
+    """Another account key of the same shape (valid base64 of the same length), so
+    the driver opens and Azurite's Shared Key check refuses it."""
+    raw = base64.b64decode(KEY)
+    wrong = base64.b64encode(bytes(b ^ 0x5A for b in raw)).decode()
+    return {"settings": {"account_key": wrong}, "env": {}, "secrets": [KEY, wrong],
+            "names": ["account_key"]}
+
+
 class AzureBackend(Backend):
     def __init__(self, server, container):
         self.server = server
@@ -75,7 +85,8 @@ class AzureBackend(Backend):
             "azure", "azure", "az://" + container,
             settings={"container": container, "account": ACCOUNT, "account_key": KEY,
                       "endpoint": server.endpoint},
-            env={}, persistent=True, fresh=self._new)
+            env={}, persistent=True, fresh=self._new,
+            wrong_credentials=_wrong_azure_credentials)
 
     def _new(self):
         name = "lexfs-" + uuid.uuid4().hex[:12]

@@ -83,6 +83,26 @@ class GcsServer:
         return path
 
 
+def _wrong_gcs_credentials(backend, tmp_path):
+    """The same service account with another private key: well-formed, so the
+    driver opens, and the server's JWT signature check refuses it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    with open(backend.settings["credentials_file"], encoding="utf-8") as f:
+        info = json.load(f)
+    other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    info["private_key"] = other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()).decode()
+    bad = os.path.join(str(tmp_path), "wrong-service-account.json")
+    with open(bad, "w", encoding="utf-8") as f:
+        json.dump(info, f)
+    os.chmod(bad, 0o600)
+    return {"settings": {"credentials_file": bad}, "env": {},
+            "secrets": [info["private_key"].splitlines()[1]], "names": ["credentials_file"]}
+
+
 def make_backend(server, creds, bucket=None):
     """A conftest Backend on a new, empty bucket of the test server."""
     from conftest import Backend  # the contract's backend object
@@ -96,7 +116,7 @@ def make_backend(server, creds, bucket=None):
     b = Backend("gcs", "gcs", "gs://" + bucket,
                 settings={"bucket": bucket, "credentials_file": creds,
                           "endpoint": server.url},
-                persistent=True, fresh=fresh)
+                persistent=True, fresh=fresh, wrong_credentials=_wrong_gcs_credentials)
     b.server = server
     b.bucket = bucket
     return b

@@ -98,6 +98,12 @@ def radosgw(tmp_path_factory):
     gw.stop()
 
 
+def _wrong_s3_credentials(backend, tmp_path):
+    return {"settings": {}, "env": {"AWS_SECRET_ACCESS_KEY": "Wr0ng" + SECRET_KEY[::-1]},
+            "secrets": [SECRET_KEY, "Wr0ng" + SECRET_KEY[::-1]],
+            "names": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]}
+
+
 def _s3_backend(gw, driver):
     from conftest import Backend
 
@@ -105,7 +111,8 @@ def _s3_backend(gw, driver):
         bucket = gw.new_bucket("lexfs-" + driver)
         b = Backend(driver, driver, "%s://%s" % (driver, bucket),
                     settings={"bucket": bucket, "endpoint": gw.endpoint},
-                    env=_env(), persistent=True, fresh=fresh)
+                    env=_env(), persistent=True, fresh=fresh,
+                    wrong_credentials=_wrong_s3_credentials)
         b.bucket = bucket
         b.gateway = gw
         return b
