@@ -67,6 +67,7 @@ struct fault {
 
 struct lexfs_drv {
 	pthread_mutex_t lock;
+	uint64_t mp_seq; /* completed multipart uploads (atomic): their ETags */
 	struct mobj **tab; /* guarded by lock */
 	size_t nbuckets;
 	size_t nobjs;
@@ -223,9 +224,10 @@ static void set_ctype(char dst[128], const char *ct)
 	snprintf(dst, 128, "%s", ct && *ct ? ct : "application/octet-stream");
 }
 
-/* A new object (refs 1) owning `data`. */
-static int mobj_new(const char *key, uint8_t *data, uint64_t size, const char *ctype,
-		    const struct lexfs_meta *meta, struct mobj **out)
+/* A new object (refs 1) owning `data`. Its ETag is `etag`, or with etag NULL the
+ * hex MD5 of the bytes (what S3 gives a single PUT). */
+static int mobj_new(const char *key, uint8_t *data, uint64_t size, const char *etag,
+		    const char *ctype, const struct lexfs_meta *meta, struct mobj **out)
 {
 	struct mobj *o = calloc(1, sizeof(*o));
 	uint8_t md5[MD5_LEN];
@@ -242,8 +244,12 @@ static int mobj_new(const char *key, uint8_t *data, uint64_t size, const char *c
 	o->data = data;
 	o->size = size;
 	o->mtime = now_s();
-	crypto_md5(data ? data : (const uint8_t *)"", (size_t)size, md5);
-	crypto_hex(md5, MD5_LEN, o->etag);
+	if (etag) {
+		snprintf(o->etag, sizeof(o->etag), "%s", etag);
+	} else {
+		crypto_md5(data ? data : (const uint8_t *)"", (size_t)size, md5);
+		crypto_hex(md5, MD5_LEN, o->etag);
+	}
 	set_ctype(o->content_type, ctype);
 	*out = o;
 	return 0;
@@ -594,7 +600,7 @@ static int mem_upload(lexfs_drv *d, const char *key, const struct lexfs_src *src
 	if (rc)
 		return lexfs_fail(err, lexfs_errno_code(-rc), -rc, "memory: reading upload: %s",
 				  strerror(-rc));
-	rc = mobj_new(key, data, src->len, opts ? opts->content_type : NULL,
+	rc = mobj_new(key, data, src->len, NULL, opts ? opts->content_type : NULL,
 		      opts ? opts->meta : NULL, &o);
 	if (rc) {
 		free(data);
@@ -858,7 +864,8 @@ static int clone_obj(const struct mobj *s, const char *dst, const struct lexfs_p
 		return -ENOMEM;
 	if (s->size)
 		memcpy(data, s->data, (size_t)s->size);
-	rc = mobj_new(dst, data, s->size, opts ? opts->content_type : s->content_type,
+	/* the bytes are the same: so is the ETag, as with S3's CopyObject */
+	rc = mobj_new(dst, data, s->size, s->etag, opts ? opts->content_type : s->content_type,
 		      opts ? opts->meta : &s->meta, out);
 	if (rc)
 		free(data);
@@ -1032,6 +1039,7 @@ static int mem_mp_complete(lexfs_drv *d, lexfs_mpu *m, unsigned nparts,
 	uint64_t total = 0, pos = 0;
 	struct mobj *o = NULL;
 	uint8_t *data = NULL;
+	char etag[40];
 	unsigned i;
 	int rc;
 
@@ -1066,7 +1074,11 @@ static int mem_mp_complete(lexfs_drv *d, lexfs_mpu *m, unsigned nparts,
 			memcpy(data + pos, m->parts[i].data, (size_t)m->parts[i].len);
 		pos += m->parts[i].len;
 	}
-	rc = mobj_new(m->key, data, total, m->content_type, &m->meta, &o);
+	/* Like S3's, a multipart ETag is not the MD5 of the object; here it is unique
+	 * per upload (a hash of the whole object would cost a pass over it at close). */
+	snprintf(etag, sizeof(etag), "%016" PRIx64 "-%u",
+		 __atomic_add_fetch(&d->mp_seq, 1, __ATOMIC_RELAXED), nparts);
+	rc = mobj_new(m->key, data, total, etag, m->content_type, &m->meta, &o);
 	if (rc) {
 		free(data);
 		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "memory: out of memory");
