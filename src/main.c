@@ -30,6 +30,8 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -545,6 +547,7 @@ static int cmd_mount(int argc, char **argv)
 	char msg[1024], mnt[PATH_MAX];
 	int npos = 0, i, rc, ret = EXIT_USAGE, notify = -1;
 	struct stat sb;
+	sigset_t stop_sigs;
 
 	settings_init(&opts);
 	memset(&cfg, 0, sizeof(cfg));
@@ -618,7 +621,18 @@ static int cmd_mount(int argc, char **argv)
 		ret = EXIT_MOUNT;
 		goto out;
 	}
+	/* libfuse's SIGINT/SIGTERM handler ends the loop only when it interrupts the
+	 * main thread (waiting for the loop) or a FUSE worker (reading /dev/fuse):
+	 * the helper threads the stack starts (uploads, events, health, metrics)
+	 * inherit a mask that keeps those signals away from them. */
+	sigemptyset(&stop_sigs);
+	sigaddset(&stop_sigs, SIGINT);
+	sigaddset(&stop_sigs, SIGTERM);
+	sigaddset(&stop_sigs, SIGHUP);
+	sigaddset(&stop_sigs, SIGQUIT);
+	pthread_sigmask(SIG_BLOCK, &stop_sigs, NULL);
 	ret = mount_stack_build(&cfg, npos == 2 ? pos[0] : NULL, mnt, &ms);
+	pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL); /* SIGUSR1/2 stay blocked here */
 	if (ret != 0)
 		goto teardown;
 	log_notice("mounted %s on %s (driver %s%s%s)", npos == 2 ? pos[0] : cfg.driver, mnt,

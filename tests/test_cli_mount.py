@@ -149,9 +149,12 @@ def test_daemon_mode_returns_after_mount_and_sigterm_unmounts(dirs):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_in_foreground_unmounts_cleanly(dirs, sig):
+    # As a shell starts a foreground job: a test run started in the background
+    # has SIGINT ignored, and an ignored signal stays ignored across exec.
     p = subprocess.Popen([lexfs_bin(), "mem://", str(dirs["mnt"]), "-f", "-o",
                           "config=none,cache_dir=%s" % dirs["cache"]],
-                         env=clean_env(), stderr=subprocess.PIPE, text=True)
+                         env=clean_env(), stderr=subprocess.PIPE, text=True,
+                         preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL))
     wait_mounted(str(dirs["mnt"]), p)
     (dirs["mnt"] / "f").write_text("x")
     p.send_signal(sig)
