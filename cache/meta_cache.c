@@ -13,7 +13,8 @@
  *
  * Invariants: an expired entry is never returned (it is dropped when met); our own
  * changes of a key (meta_cache_forget) drop the key's stat entry, its directory
- * marker's, and the listing of its parent directory and of itself as a directory;
+ * marker's, its own listing as a directory, and the entries and listings of every
+ * ancestor directory; an answer from before such a change is not put (epoch);
  * each table holds at most MC_MAX entries (past it, expired entries go, then all).
  */
 #include "config.h"
@@ -49,6 +50,7 @@ struct meta_cache {
 	struct mc_stat *stats[MC_BUCKETS];
 	struct mc_list *lists[MC_BUCKETS];
 	size_t nstats, nlists;
+	uint64_t epoch; /* moved on by every forget and invalidate */
 	uint64_t stat_hits, neg_hits, stat_misses, list_hits, list_misses;
 };
 
@@ -273,14 +275,29 @@ static void stat_put_locked(struct cache *c, struct meta_cache *mc, const char *
 	mc->nstats++;
 }
 
-void meta_cache_stat_put(struct cache *c, const char *key, const struct lexfs_objinfo *oi)
+uint64_t meta_cache_epoch(struct cache *c)
+{
+	struct meta_cache *mc = c->mc;
+	uint64_t e;
+
+	if (!mc)
+		return 0;
+	pthread_mutex_lock(&mc->lock);
+	e = mc->epoch;
+	pthread_mutex_unlock(&mc->lock);
+	return e;
+}
+
+void meta_cache_stat_put(struct cache *c, const char *key, const struct lexfs_objinfo *oi,
+			 uint64_t epoch)
 {
 	struct meta_cache *mc = c->mc;
 
 	if (!mc || c->conf.stat_ttl_ms <= 0)
 		return;
 	pthread_mutex_lock(&mc->lock);
-	stat_put_locked(c, mc, key, oi, cache_now_ms() + c->conf.stat_ttl_ms);
+	if (mc->epoch == epoch)
+		stat_put_locked(c, mc, key, oi, cache_now_ms() + c->conf.stat_ttl_ms);
 	pthread_mutex_unlock(&mc->lock);
 }
 
@@ -308,7 +325,8 @@ int meta_cache_list_get(struct cache *c, const char *prefix, struct lexfs_list_p
 	return ret;
 }
 
-void meta_cache_list_put(struct cache *c, const char *prefix, const struct lexfs_list_page *all)
+void meta_cache_list_put(struct cache *c, const char *prefix, const struct lexfs_list_page *all,
+			 uint64_t epoch)
 {
 	struct meta_cache *mc = c->mc;
 	struct mc_list *l, **pp;
@@ -317,6 +335,8 @@ void meta_cache_list_put(struct cache *c, const char *prefix, const struct lexfs
 	if (!mc)
 		return;
 	pthread_mutex_lock(&mc->lock);
+	if (mc->epoch != epoch)
+		goto out;
 	/* a listing that carries metadata answers stat for its objects */
 	if (c->conf.stat_ttl_ms > 0) {
 		for (size_t i = 0; i < all->n; i++) {
@@ -352,33 +372,41 @@ void meta_cache_forget(struct cache *c, const char *key)
 {
 	struct meta_cache *mc = c->mc;
 	size_t n = strlen(key);
-	char *parent, *asdir;
-	const char *slash;
+	char *buf;
 
 	if (!mc)
 		return;
-	/* parent directory of "a/b/c" is "a/b/"; of "a/b/" (a marker) it is "a/" */
-	slash = n > 1 ? memrchr(key, '/', n - 1) : NULL;
-	parent = strndup(key, slash ? (size_t)(slash - key) + 1 : 0);
-	asdir = malloc(n + 2);
+	buf = malloc(n + 2);
 	pthread_mutex_lock(&mc->lock);
-	stat_remove(mc, key);
-	if (parent)
-		list_remove(mc, parent);
-	if (asdir) {
-		memcpy(asdir, key, n + 1);
-		if (n == 0 || key[n - 1] != '/') {
-			asdir[n] = '/';
-			asdir[n + 1] = '\0';
-		}
-		stat_remove(mc, asdir);
-		list_remove(mc, asdir);
-	}
-	if (!parent || !asdir)
+	mc->epoch++;
+	if (!buf) {
 		drop_where(mc, "", false, 0); /* out of memory: forget everything */
+		goto out;
+	}
+	stat_remove(mc, key);
+	/* the key as a directory ("a/b" -> "a/b/"): its marker entry and listing */
+	memcpy(buf, key, n + 1);
+	if (n > 0 && key[n - 1] != '/') {
+		buf[n] = '/';
+		buf[n + 1] = '\0';
+	}
+	stat_remove(mc, buf);
+	list_remove(mc, buf);
+	/* Every ancestor directory: a new key can make "a/" and "a/b/" appear (as
+	 * implicit directories) and a removed one make them vanish, so their entries
+	 * and listings are stale too. Parent of "a/b/c" is "a/b/", then "a/", then "". */
+	for (size_t len = strlen(buf); len > 0;) {
+		char *slash = len > 1 ? memrchr(buf, '/', len - 1) : NULL;
+
+		len = slash ? (size_t)(slash - buf) + 1 : 0;
+		buf[len] = '\0';
+		if (len > 0)
+			stat_remove(mc, buf);
+		list_remove(mc, buf);
+	}
+out:
 	pthread_mutex_unlock(&mc->lock);
-	free(parent);
-	free(asdir);
+	free(buf);
 }
 
 void meta_cache_invalidate(struct cache *c, const char *prefix)
@@ -388,6 +416,7 @@ void meta_cache_invalidate(struct cache *c, const char *prefix)
 	if (!mc)
 		return;
 	pthread_mutex_lock(&mc->lock);
+	mc->epoch++;
 	drop_where(mc, prefix ? prefix : "", false, 0);
 	pthread_mutex_unlock(&mc->lock);
 }

@@ -13,11 +13,17 @@
 
 struct json_t;
 
+/* Every put takes the epoch read before the store was asked: our own changes
+ * (forget, invalidate) move the epoch on, so an answer the store gave before a
+ * change of ours is not remembered after it. */
+uint64_t meta_cache_epoch(struct cache *c);
+
 /* Stat cache. 1: hit, *out filled (caller frees with objinfo_free); -ENOENT:
  * negative hit (the key is known not to exist); 0: miss. */
 int meta_cache_stat_get(struct cache *c, const char *key, struct lexfs_objinfo *out);
 /* Remember what store_info answered (oi) or, with oi NULL, that it said ENOENT. */
-void meta_cache_stat_put(struct cache *c, const char *key, const struct lexfs_objinfo *oi);
+void meta_cache_stat_put(struct cache *c, const char *key, const struct lexfs_objinfo *oi,
+			 uint64_t epoch);
 
 /* Listing cache: the complete listing of a directory prefix ("dir/" or "" for the
  * root) with delimiter "/". 1: hit, *out is a single page holding every item
@@ -25,7 +31,8 @@ void meta_cache_stat_put(struct cache *c, const char *key, const struct lexfs_ob
 int meta_cache_list_get(struct cache *c, const char *prefix, struct lexfs_list_page *out);
 /* Remember a complete listing (the pages' items concatenated in one page).
  * Items with has_meta also fill the stat cache (so ls -l needs no HEAD). */
-void meta_cache_list_put(struct cache *c, const char *prefix, const struct lexfs_list_page *all);
+void meta_cache_list_put(struct cache *c, const char *prefix, const struct lexfs_list_page *all,
+			 uint64_t epoch);
 
 /* Our own change of key: drop its stat/negative entry and its parent's listing. */
 void meta_cache_forget(struct cache *c, const char *key);

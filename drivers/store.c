@@ -10,6 +10,7 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -352,6 +353,45 @@ int store_info(struct store *st, const char *key, struct lexfs_objinfo *out,
 		return missing(err, st, "info");
 	memset(out, 0, sizeof(*out));
 	return STORE_CALL(st, STORE_OP_INFO, key, 0, err, st->drv->info(st->inst, key, out, _e));
+}
+
+struct info_many {
+	struct store *st;
+	const char *const *keys;
+	struct lexfs_objinfo *outs;
+	int *rcs;
+	size_t n;
+	size_t next; /* the next index to take (atomic) */
+};
+
+static void *info_many_worker(void *arg)
+{
+	struct info_many *im = arg;
+	size_t i;
+
+	while ((i = __atomic_fetch_add(&im->next, 1, __ATOMIC_RELAXED)) < im->n)
+		im->rcs[i] = store_info(im->st, im->keys[i], &im->outs[i], NULL);
+	return NULL;
+}
+
+int store_info_many(struct store *st, const char *const *keys, size_t n, unsigned parallel,
+		    struct lexfs_objinfo *outs, int *rcs)
+{
+	struct info_many im = {.st = st, .keys = keys, .outs = outs, .rcs = rcs, .n = n};
+	pthread_t th[32];
+	unsigned nth = 0;
+
+	if (parallel > 32)
+		parallel = 32;
+	if (parallel > n)
+		parallel = (unsigned)n;
+	/* this thread is one of the workers; the others are started here */
+	while (nth + 1 < parallel && pthread_create(&th[nth], NULL, info_many_worker, &im) == 0)
+		nth++;
+	info_many_worker(&im);
+	for (unsigned t = 0; t < nth; t++)
+		pthread_join(th[t], NULL);
+	return 0;
 }
 
 int store_list(struct store *st, const char *prefix, const char *delim, const char *token,

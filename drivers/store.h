@@ -82,6 +82,13 @@ int store_download_fd(struct store *st, const char *key, uint64_t off, uint64_t 
 		      off_t fd_off, uint64_t *got, struct lexfs_err *err);
 int store_info(struct store *st, const char *key, struct lexfs_objinfo *out,
 	       struct lexfs_err *err);
+/* info of n keys at once, at most `parallel` calls in flight (a listing that does
+ * not carry metadata costs a HEAD per object; in parallel they cost about n /
+ * parallel round trips). rcs[i] is 0 (outs[i] filled: caller frees each with
+ * objinfo_free), -ENOENT or -errno. Returns 0; when threads cannot be started the
+ * calls run one after another in the caller's thread. */
+int store_info_many(struct store *st, const char *const *keys, size_t n, unsigned parallel,
+		    struct lexfs_objinfo *outs, int *rcs);
 int store_list(struct store *st, const char *prefix, const char *delim, const char *token,
 	       unsigned max_keys, struct lexfs_list_page *out, struct lexfs_err *err);
 int store_remove(struct store *st, const char *key, struct lexfs_err *err);

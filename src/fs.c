@@ -37,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cache/meta_cache.h"
 #include "src/log.h"
 #include "src/opsrt.h"
 #include "src/pathkey.h"
@@ -297,6 +298,28 @@ static void obj_from_info(struct fs_obj *o, struct lexfs_objinfo *oi)
 	meta_init(&oi->meta);
 }
 
+/* store_info through the stat and negative caches (cache/meta_cache.h). */
+static int cached_info(struct fs *fs, const char *key, struct lexfs_objinfo *oi)
+{
+	uint64_t epoch = meta_cache_epoch(fs->cache);
+	int rc = meta_cache_stat_get(fs->cache, key, oi);
+
+	if (rc == 1)
+		return 0;
+	if (rc == -ENOENT)
+		return rc;
+	rc = store_info(fs->st, key, oi, NULL);
+	if (rc == 0 || rc == -ENOENT)
+		meta_cache_stat_put(fs->cache, key, rc == 0 ? oi : NULL, epoch);
+	return rc;
+}
+
+/* Our own change of key in the store: no cache may answer from before it. */
+static void changed(struct fs *fs, const char *key)
+{
+	meta_cache_forget(fs->cache, key);
+}
+
 /* 1 when something lies under dkey (other than the marker itself), 0 when not. */
 static int has_children(struct fs *fs, const char *dkey, bool recursive)
 {
@@ -322,10 +345,12 @@ static int has_children(struct fs *fs, const char *dkey, bool recursive)
 	return found;
 }
 
-static int lookup_dir(struct fs *fs, struct fs_obj *o)
+/* The answer of lookup_dir goes into the stat cache under the "dir/" key: the
+ * marker's info, an entry with is_prefix set for an implicit directory, or a
+ * negative entry. */
+static int lookup_dir_store(struct fs *fs, struct fs_obj *o, struct lexfs_objinfo *oi)
 {
 	struct lexfs_list_page page = {0};
-	struct lexfs_objinfo oi = {0};
 	bool marker = false;
 	int rc;
 
@@ -339,26 +364,49 @@ static int lookup_dir(struct fs *fs, struct fs_obj *o)
 	if (!page.items[0].is_prefix && strcmp(page.items[0].key, o->key) == 0) {
 		marker = true;
 		if (page.items[0].has_meta) {
-			o->kind = FS_MARKER;
-			obj_from_info(o, &page.items[0]);
+			*oi = page.items[0]; /* hand-off */
+			memset(&page.items[0], 0, sizeof(page.items[0]));
+			free(oi->key);
+			oi->key = NULL;
+			list_page_free(&page);
+			return 0;
 		}
 	}
 	list_page_free(&page);
 	if (!marker) {
-		o->kind = FS_IMPLICIT;
-		o->mtime = fs->start_time;
+		oi->is_prefix = true;
 		return 0;
 	}
-	if (o->kind == FS_MARKER)
-		return 0;
-	rc = store_info(fs->st, o->key, &oi, NULL);
+	rc = store_info(fs->st, o->key, oi, NULL);
+	if (rc == -ENOENT) { /* removed meanwhile */
+		objinfo_free(oi);
+		memset(oi, 0, sizeof(*oi));
+		oi->is_prefix = true;
+		rc = 0;
+	}
+	return rc;
+}
+
+static int lookup_dir(struct fs *fs, struct fs_obj *o)
+{
+	uint64_t epoch = meta_cache_epoch(fs->cache);
+	struct lexfs_objinfo oi = {0};
+	int rc;
+
+	rc = meta_cache_stat_get(fs->cache, o->key, &oi);
 	if (rc == 0) {
-		o->kind = FS_MARKER;
-		obj_from_info(o, &oi);
-	} else if (rc == -ENOENT) { /* removed meanwhile */
+		rc = lookup_dir_store(fs, o, &oi);
+		if (rc == 0 || rc == -ENOENT)
+			meta_cache_stat_put(fs->cache, o->key, rc == 0 ? &oi : NULL, epoch);
+	} else if (rc == 1) {
+		rc = 0;
+	}
+	if (rc == 0 && oi.is_prefix) {
 		o->kind = FS_IMPLICIT;
 		o->mtime = fs->start_time;
-		rc = 0;
+	} else if (rc == 0) {
+		o->kind = FS_MARKER;
+		obj_from_info(o, &oi);
 	}
 	objinfo_free(&oi);
 	return rc;
@@ -397,7 +445,7 @@ int fs_lookup(struct fs *fs, const char *path, struct fs_obj *o)
 		return rc;
 
 	if (!is_conflict(fs, o->key)) {
-		rc = store_info(fs->st, o->key, &oi, NULL);
+		rc = cached_info(fs, o->key, &oi);
 		if (rc == 0) {
 			o->kind = FS_FILE;
 			obj_from_info(o, &oi);
@@ -491,6 +539,7 @@ int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
 		opts.content_type = FS_DIR_CT;
 		opts.meta = &o->meta;
 		rc = store_upload(fs->st, o->key, &src, &opts, NULL, &err);
+		changed(fs, o->key);
 		if (rc)
 			fs_log_store_fail("upload", o->key, rc, &err);
 		else
@@ -502,6 +551,7 @@ int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
 	opts.content_type = o->content_type[0] ? o->content_type : NULL;
 	opts.meta = &o->meta;
 	rc = store_set_meta(fs->st, o->key, &opts, &err);
+	changed(fs, o->key);
 	if (rc)
 		fs_log_store_fail("set metadata of", o->key, rc, &err);
 	return rc;
@@ -581,6 +631,7 @@ static int fs_mkdir(const char *path, mode_t mode)
 		goto out;
 	opts.meta = &meta;
 	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
+	changed(fs, key);
 	if (rc)
 		fs_log_store_fail("mkdir", key, rc, &err);
 	meta_free(&meta);
@@ -617,6 +668,7 @@ static int fs_rmdir(const char *path)
 		goto out;
 	}
 	rc = store_remove(fs->st, o.key, &err);
+	changed(fs, o.key);
 	if (rc)
 		fs_log_store_fail("rmdir", o.key, rc, &err);
 out:
@@ -874,6 +926,7 @@ static int fs_unlink(const char *path)
 	rc = cache_unlink(fs->cache, key);
 	if (rc == 0) { /* 1: the cache held it and it never reached the store */
 		rc = store_remove(fs->st, key, &err);
+		changed(fs, key);
 		if (rc)
 			fs_log_store_fail("remove", key, rc, &err);
 		else
@@ -961,6 +1014,11 @@ static int rename_dir(struct fs *fs, const char *from, const char *to)
 			fs_event(fs, LEXFS_EV_DELETED, keys[j]);
 	}
 out:
+	/* every key under both prefixes, and their ancestors' listings */
+	meta_cache_invalidate(fs->cache, from);
+	meta_cache_invalidate(fs->cache, to);
+	changed(fs, from);
+	changed(fs, to);
 	free(token);
 	for (size_t i = 0; i < n; i++)
 		free(keys[i]);
@@ -983,6 +1041,8 @@ static int rename_file(struct fs *fs, const char *from, const char *to)
 	if (rc == 1)
 		return 0;
 	rc = store_move(fs->st, from, to, &err);
+	changed(fs, from);
+	changed(fs, to);
 	if (rc) {
 		fs_log_store_fail("rename", from, rc, &err);
 		return rc;
@@ -1152,6 +1212,7 @@ static int fs_symlink(const char *target, const char *path)
 		goto out;
 	opts.meta = &meta;
 	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
+	changed(fs, key);
 	if (rc)
 		fs_log_store_fail("symlink", key, rc, &err);
 	meta_free(&meta);

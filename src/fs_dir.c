@@ -3,7 +3,10 @@
  * A directory handle keeps the listing made at offset 0 (sorted, deduplicated),
  * so a directory larger than one reply is not listed again for every reply, and
  * gives each entry an offset so the attributes of readdirplus reach the kernel:
- * when the driver's listing carries the metadata, `ls -l` costs no HEAD per file.
+ * when the driver's listing carries the metadata, `ls -l` costs no HEAD per file;
+ * when it does not (S3), the HEADs run in parallel here instead of one after the
+ * other in the kernel's lookups. Listings and attributes go through the metadata
+ * cache (cache/meta_cache.h), so a second `ls -l` within the TTLs costs nothing.
  *
  * Names that cannot be a path are skipped with one warning per key (fs.c keeps
  * the set); a key that is both a file and a prefix shows as the directory and is
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/meta_cache.h"
 #include "src/log.h"
 #include "src/pathkey.h"
 
@@ -99,33 +103,144 @@ static int dent_cmp(const void *a, const void *b)
 	return (int)y->dir - (int)x->dir; /* directory first */
 }
 
-/* List the directory once (at offset 0) into d: sorted, bad names dropped, a
- * file hidden by a directory of the same name dropped (and remembered). */
-static int load_dents(struct fs *fs, const char *path, struct dents *d)
+/* Append the items of page to all (moved: page is left empty). */
+static int page_append(struct lexfs_list_page *all, struct lexfs_list_page *page)
 {
+	struct lexfs_objinfo *nv;
+
+	if (page->n == 0)
+		return 0;
+	nv = realloc(all->items, (all->n + page->n) * sizeof(*nv));
+	if (!nv)
+		return -ENOMEM;
+	memcpy(nv + all->n, page->items, page->n * sizeof(*nv));
+	all->items = nv;
+	all->n += page->n;
+	free(page->items);
+	page->items = NULL;
+	page->n = 0;
+	return 0;
+}
+
+/* The complete listing of dkey (delimiter "/") as one page, through the listing
+ * cache (cache/meta_cache.h). Caller frees with list_page_free. */
+static int list_dir(struct fs *fs, const char *dkey, struct lexfs_list_page *all)
+{
+	uint64_t epoch = meta_cache_epoch(fs->cache);
 	struct lexfs_list_page page = {0};
 	struct lexfs_err err = {0};
-	char *dkey = pathkey_key(fs->prefix, path, true);
 	char *token = NULL;
-	size_t out = 0;
 	int rc;
 
-	if (!dkey)
-		return -ENOMEM;
+	memset(all, 0, sizeof(*all));
+	if (meta_cache_list_get(fs->cache, dkey, all) == 1)
+		return 0;
 	do {
 		rc = store_list(fs->st, dkey, "/", token, 1000, &page, &err);
 		free(token);
 		token = NULL;
 		if (rc) {
 			fs_log_store_fail("list", dkey, rc, &err);
-			goto out;
+			break;
 		}
-		for (size_t i = 0; i < page.n && !rc; i++)
-			rc = dents_add(fs, d, dkey, &page.items[i]);
+		rc = page_append(all, &page);
 		token = page.next_token;
 		page.next_token = NULL;
 		list_page_free(&page);
 	} while (!rc && token);
+	free(token);
+	if (rc) {
+		list_page_free(all);
+		return rc;
+	}
+	meta_cache_list_put(fs->cache, dkey, all, epoch);
+	return 0;
+}
+
+/* A listing without metadata (S3's ListObjectsV2 has none) would cost the
+ * kernel's lookup of every entry one HEAD after the other; here they run
+ * FS_HEAD_PARALLEL at a time, answer from the stat cache where it can, and fill
+ * it, so readdirplus hands the kernel complete attributes. */
+#define FS_HEAD_PARALLEL 16
+#define FS_HEAD_BATCH 1000
+
+static int fill_attrs(struct fs *fs, struct dents *d)
+{
+	const char *keys[FS_HEAD_BATCH];
+	struct dent *which[FS_HEAD_BATCH];
+	struct lexfs_objinfo *outs;
+	int rcs[FS_HEAD_BATCH];
+	size_t i = 0;
+
+	outs = calloc(FS_HEAD_BATCH, sizeof(*outs));
+	if (!outs)
+		return -ENOMEM;
+	while (i < d->n) {
+		uint64_t epoch = meta_cache_epoch(fs->cache);
+		size_t n = 0;
+
+		for (; i < d->n && n < FS_HEAD_BATCH; i++) {
+			struct dent *e = &d->v[i];
+			struct lexfs_objinfo oi = {0};
+			int hit;
+
+			if (e->dir || e->attrs)
+				continue;
+			hit = meta_cache_stat_get(fs->cache, e->key, &oi);
+			if (hit == 1) {
+				struct fs_obj o = {.kind = FS_FILE,
+						   .size = oi.size,
+						   .mtime = oi.mtime,
+						   .meta = oi.meta};
+
+				fs_obj_stat(fs, &o, &e->st);
+				e->attrs = true;
+				objinfo_free(&oi);
+			} else if (hit == 0) {
+				keys[n] = e->key;
+				which[n++] = e;
+			}
+		}
+		if (n == 0)
+			continue;
+		store_info_many(fs->st, keys, n, FS_HEAD_PARALLEL, outs, rcs);
+		for (size_t k = 0; k < n; k++) {
+			if (rcs[k] == 0) {
+				struct fs_obj o = {.kind = FS_FILE,
+						   .size = outs[k].size,
+						   .mtime = outs[k].mtime,
+						   .meta = outs[k].meta};
+
+				fs_obj_stat(fs, &o, &which[k]->st);
+				which[k]->attrs = true;
+			}
+			if (rcs[k] == 0 || rcs[k] == -ENOENT)
+				meta_cache_stat_put(fs->cache, keys[k],
+						    rcs[k] == 0 ? &outs[k] : NULL, epoch);
+			objinfo_free(&outs[k]);
+			memset(&outs[k], 0, sizeof(outs[k]));
+		}
+	}
+	free(outs);
+	return 0;
+}
+
+/* List the directory once (at offset 0) into d: sorted, bad names dropped, a
+ * file hidden by a directory of the same name dropped (and remembered). With
+ * `attrs` (readdirplus), every file entry gets its attributes. */
+static int load_dents(struct fs *fs, const char *path, bool attrs, struct dents *d)
+{
+	struct lexfs_list_page all = {0};
+	char *dkey = pathkey_key(fs->prefix, path, true);
+	size_t out = 0;
+	int rc;
+
+	if (!dkey)
+		return -ENOMEM;
+	rc = list_dir(fs, dkey, &all);
+	for (size_t i = 0; i < all.n && !rc; i++)
+		rc = dents_add(fs, d, dkey, &all.items[i]);
+	list_page_free(&all);
 	if (rc)
 		goto out;
 	if (d->n > 1)
@@ -146,8 +261,9 @@ static int load_dents(struct fs *fs, const char *path, struct dents *d)
 		d->v[out++] = *e;
 	}
 	d->n = out;
+	if (attrs)
+		rc = fill_attrs(fs, d);
 out:
-	free(token);
 	free(dkey);
 	return rc;
 }
@@ -211,7 +327,7 @@ int fs_readdir(const char *path, void *buf, fuse_fill_dir_t filler, off_t offset
 	if (offset == 0) {
 		dents_free(d);
 		memset(d, 0, sizeof(*d));
-		rc = load_dents(fs, path, d);
+		rc = load_dents(fs, path, (flags & FUSE_READDIR_PLUS) != 0, d);
 		if (rc)
 			return rc;
 		if (filler(buf, ".", &dst, 1, 0))

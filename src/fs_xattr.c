@@ -16,7 +16,8 @@
  *                                           "health" and "events", src/opsrt.c)
  *   user.lexfs.metrics                      (root) Prometheus text (src/opsrt.c)
  *
- * and on the root, write-only controls: user.lexfs.invalidate (drop caches) and
+ * and write-only controls: user.lexfs.invalidate (drop cached data and metadata:
+ * on the root everything, on a directory what lies under it) and, on the root,
  * user.lexfs.control.NAME = VALUE (store_control, e.g. fault injection).
  * Setting a lexfs name is EPERM; removing one succeeds and changes nothing (it is
  * computed), because rsync -X removes every name its source lacks and stops on
@@ -31,12 +32,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "src/opsrt.h"
 #include <string.h>
 #include <sys/xattr.h>
 
+#include "cache/meta_cache.h"
 #include "src/crypto.h"
 #include "src/log.h"
+#include "src/opsrt.h"
 
 #define XA_USER "user."
 #define XA_LEXFS "user.lexfs."
@@ -431,6 +433,22 @@ static int root_control(struct fs *fs, const char *name, const char *value, size
 	return rc;
 }
 
+/* user.lexfs.invalidate on a directory: drop what the caches hold under it. */
+static int invalidate_dir(struct fs *fs, const char *path)
+{
+	struct fs_obj o;
+	int rc = fs_lookup(fs, path, &o);
+
+	if (rc == 0 && !fs_obj_is_dir(&o))
+		rc = -ENOTDIR;
+	if (rc == 0) {
+		cache_invalidate(fs->cache, o.key);  /* "dir/": everything under it */
+		meta_cache_forget(fs->cache, o.key); /* and its ancestors' listings */
+	}
+	fs_obj_free(&o);
+	return rc;
+}
+
 int fs_setxattr(const char *path, const char *name, const char *value, size_t size, int flags)
 {
 	struct fs *fs = fs_self();
@@ -446,6 +464,8 @@ int fs_setxattr(const char *path, const char *name, const char *value, size_t si
 	if (has_prefix(name, XA_LEXFS)) {
 		if (strcmp(path, "/") == 0)
 			return root_control(fs, name, value, size);
+		if (strcmp(name, "user.lexfs.invalidate") == 0)
+			return invalidate_dir(fs, path);
 		return -EPERM;
 	}
 	rc = fs_lookup(fs, path, &o);

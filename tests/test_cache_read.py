@@ -114,6 +114,9 @@ def test_cache_size_limit_back_pressure(mounter, persistent_backend, tmp_path):
     for name, data in files.items():
         (Path(m.path) / name).write_bytes(data)
         assert stats(m)["cache_used"] <= 16 * MIB + 3 * MIB
+    s = stats(m)
+    assert s["space_waits"] >= 1, s   # writers waited for uploads to make room
+    assert s["evictions"] >= 1, s     # and uploaded (clean) files made way
     m.unmount()
     for name, data in files.items():
         assert b.storetool("get", name).stdout == data, name

@@ -739,12 +739,12 @@ static void test_meta_cache(void)
 	meta_init(&oi.meta);
 	meta_set(&oi.meta, "mode", "33188");
 	oi.has_meta = true;
-	meta_cache_stat_put(fx.c, "a/x", &oi);
+	meta_cache_stat_put(fx.c, "a/x", &oi, meta_cache_epoch(fx.c));
 	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 1);
 	CHECK_INT(got.size, 42);
 	CHECK_STR(meta_get(&got.meta, "mode"), "33188");
 	objinfo_free(&got);
-	meta_cache_stat_put(fx.c, "a/none", NULL);
+	meta_cache_stat_put(fx.c, "a/none", NULL, meta_cache_epoch(fx.c));
 	CHECK_INT(meta_cache_stat_get(fx.c, "a/none", &got), -ENOENT);
 
 	/* a listing with metadata answers stat of its entries */
@@ -757,7 +757,7 @@ static void test_meta_cache(void)
 	page.items[1].key = strdup("a/sub/");
 	page.items[1].is_prefix = true;
 	meta_init(&page.items[1].meta);
-	meta_cache_list_put(fx.c, "a/", &page);
+	meta_cache_list_put(fx.c, "a/", &page, meta_cache_epoch(fx.c));
 	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 1);
 	CHECK_INT(lp.n, 2);
 	CHECK_STR(lp.items[1].key, "a/sub/");
@@ -773,6 +773,16 @@ static void test_meta_cache(void)
 	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 0);
 	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 1);
 	objinfo_free(&got);
+	/* an answer the store gave before our own change is not remembered after it */
+	{
+		uint64_t before = meta_cache_epoch(fx.c);
+
+		meta_cache_forget(fx.c, "a/z");
+		meta_cache_stat_put(fx.c, "a/z", NULL, before);
+		CHECK_INT(meta_cache_stat_get(fx.c, "a/z", &got), 0);
+		meta_cache_list_put(fx.c, "a/", &page, before);
+		CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 0);
+	}
 	/* invalidate drops everything under the prefix */
 	cache_invalidate(fx.c, "a/");
 	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 0);
@@ -799,7 +809,7 @@ static void test_meta_cache(void)
 		cc.stat_ttl_ms = 50;
 		cc.list_ttl_ms = 50;
 		CHECK_INT(cache_create(&cc, &st, &fx2.c), 0);
-		meta_cache_stat_put(fx2.c, "k", NULL);
+		meta_cache_stat_put(fx2.c, "k", NULL, meta_cache_epoch(fx2.c));
 		CHECK_INT(meta_cache_stat_get(fx2.c, "k", &got), -ENOENT);
 		usleep(80 * 1000);
 		CHECK_INT(meta_cache_stat_get(fx2.c, "k", &got), 0);
