@@ -44,11 +44,19 @@
 
 #define MEM_CHUNK (256 * 1024)
 
+/* An object's bytes are a list of segments: one for a PUT, the parts themselves
+ * after a multipart upload (complete moves them, it does not copy them). */
+struct mseg {
+	uint8_t *data;
+	uint64_t len;
+};
+
 struct mobj {
 	struct mobj *next; /* hash chain */
 	char *key;
 	unsigned refs;     /* guarded by drv->lock */
-	uint8_t *data;
+	struct mseg *segs; /* owned; their lengths add up to size */
+	unsigned nsegs;
 	uint64_t size;
 	int64_t mtime;
 	char etag[2 * MD5_LEN + 1];
@@ -101,7 +109,9 @@ static void mobj_free(struct mobj *o)
 	if (!o)
 		return;
 	free(o->key);
-	free(o->data);
+	for (unsigned i = 0; i < o->nsegs; i++)
+		free(o->segs[i].data);
+	free(o->segs);
 	meta_free(&o->meta);
 	free(o);
 }
@@ -224,16 +234,27 @@ static void set_ctype(char dst[128], const char *ct)
 	snprintf(dst, 128, "%s", ct && *ct ? ct : "application/octet-stream");
 }
 
-/* A new object (refs 1) owning `data`. Its ETag is `etag`, or with etag NULL the
- * hex MD5 of the bytes (what S3 gives a single PUT). */
-static int mobj_new(const char *key, uint8_t *data, uint64_t size, const char *etag,
+/* A new object (refs 1) that takes *segs (n of them; *segs is NULLed, also on
+ * failure, when they are freed). Its ETag is `etag`, or with etag NULL the hex MD5
+ * of the bytes (what S3 gives a single PUT; one segment then). */
+static int mobj_new(const char *key, struct mseg **segs, unsigned n, const char *etag,
 		    const char *ctype, const struct lexfs_meta *meta, struct mobj **out)
 {
 	struct mobj *o = calloc(1, sizeof(*o));
 	uint8_t md5[MD5_LEN];
 
-	if (!o)
+	if (!o) {
+		for (unsigned i = 0; i < n; i++)
+			free((*segs)[i].data);
+		free(*segs);
+		*segs = NULL;
 		return -ENOMEM;
+	}
+	o->segs = *segs;
+	o->nsegs = n;
+	*segs = NULL;
+	for (unsigned i = 0; i < n; i++)
+		o->size += o->segs[i].len;
 	o->key = strdup(key);
 	meta_init(&o->meta);
 	if (!o->key || (meta && meta_copy(&o->meta, meta) != 0)) {
@@ -241,18 +262,31 @@ static int mobj_new(const char *key, uint8_t *data, uint64_t size, const char *e
 		return -ENOMEM;
 	}
 	o->refs = 1;
-	o->data = data;
-	o->size = size;
 	o->mtime = now_s();
 	if (etag) {
 		snprintf(o->etag, sizeof(o->etag), "%s", etag);
 	} else {
-		crypto_md5(data ? data : (const uint8_t *)"", (size_t)size, md5);
+		crypto_md5(n ? o->segs[0].data : (const uint8_t *)"", n ? (size_t)o->size : 0,
+			   md5);
 		crypto_hex(md5, MD5_LEN, o->etag);
 	}
 	set_ctype(o->content_type, ctype);
 	*out = o;
 	return 0;
+}
+
+/* One segment holding data (taken; freed on failure). */
+static struct mseg *one_seg(uint8_t *data, uint64_t len)
+{
+	struct mseg *sg = malloc(sizeof(*sg));
+
+	if (!sg) {
+		free(data);
+		return NULL;
+	}
+	sg->data = data;
+	sg->len = len;
+	return sg;
 }
 
 static void fill_info(const struct mobj *o, struct lexfs_objinfo *out, bool with_key)
@@ -588,6 +622,7 @@ static int mem_upload(lexfs_drv *d, const char *key, const struct lexfs_src *src
 		      struct lexfs_err *err)
 {
 	struct mobj *o;
+	struct mseg *sg;
 	uint8_t *data;
 	int rc;
 
@@ -600,12 +635,10 @@ static int mem_upload(lexfs_drv *d, const char *key, const struct lexfs_src *src
 	if (rc)
 		return lexfs_fail(err, lexfs_errno_code(-rc), -rc, "memory: reading upload: %s",
 				  strerror(-rc));
-	rc = mobj_new(key, data, src->len, NULL, opts ? opts->content_type : NULL,
-		      opts ? opts->meta : NULL, &o);
-	if (rc) {
-		free(data);
+	sg = one_seg(data, src->len);
+	if (!sg || mobj_new(key, &sg, 1, NULL, opts ? opts->content_type : NULL,
+			    opts ? opts->meta : NULL, &o) < 0)
 		return lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "memory: out of memory");
-	}
 	return store_obj(d, o, out);
 }
 
@@ -618,7 +651,7 @@ static int mem_download(lexfs_drv *d, const char *key, uint64_t off, uint64_t le
 			lexfs_sink_fn sink, void *arg, struct lexfs_err *err)
 {
 	struct mobj *o;
-	uint64_t end;
+	uint64_t end, segstart = 0;
 	int rc;
 
 	rc = fault_check(d, "download", err);
@@ -628,17 +661,25 @@ static int mem_download(lexfs_drv *d, const char *key, uint64_t off, uint64_t le
 	if (!o)
 		return notfound(err, key);
 	end = (len == UINT64_MAX || off + len < off || off + len > o->size) ? o->size : off + len;
-	while (off < end) {
-		size_t n = end - off > MEM_CHUNK ? MEM_CHUNK : (size_t)(end - off);
+	for (unsigned i = 0; i < o->nsegs && off < end; i++) {
+		const struct mseg *sg = &o->segs[i];
+		uint64_t segend = segstart + sg->len;
 
-		rc = sink(arg, o->data + off, n);
-		if (rc) {
-			rc = lexfs_fail(err, lexfs_errno_code(rc < 0 ? -rc : EIO),
-					rc < 0 ? -rc : EIO, "memory: download sink failed");
-			break;
+		while (off < end && off < segend) {
+			uint64_t stop = end < segend ? end : segend;
+			size_t n = stop - off > MEM_CHUNK ? MEM_CHUNK : (size_t)(stop - off);
+
+			rc = sink(arg, sg->data + (off - segstart), n);
+			if (rc) {
+				rc = lexfs_fail(err, lexfs_errno_code(rc < 0 ? -rc : EIO),
+						rc < 0 ? -rc : EIO, "memory: download sink failed");
+				goto out;
+			}
+			off += n;
 		}
-		off += n;
+		segstart = segend;
 	}
+out:
 	mobj_put(d, o);
 	return rc;
 }
@@ -858,18 +899,22 @@ static int clone_obj(const struct mobj *s, const char *dst, const struct lexfs_p
 		     struct mobj **out)
 {
 	uint8_t *data = malloc(s->size ? (size_t)s->size : 1);
-	int rc;
+	struct mseg *sg;
+	uint64_t pos = 0;
 
 	if (!data)
 		return -ENOMEM;
-	if (s->size)
-		memcpy(data, s->data, (size_t)s->size);
+	for (unsigned i = 0; i < s->nsegs; i++) {
+		if (s->segs[i].len)
+			memcpy(data + pos, s->segs[i].data, (size_t)s->segs[i].len);
+		pos += s->segs[i].len;
+	}
+	sg = one_seg(data, s->size);
+	if (!sg)
+		return -ENOMEM;
 	/* the bytes are the same: so is the ETag, as with S3's CopyObject */
-	rc = mobj_new(dst, data, s->size, s->etag, opts ? opts->content_type : s->content_type,
-		      opts ? opts->meta : &s->meta, out);
-	if (rc)
-		free(data);
-	return rc;
+	return mobj_new(dst, &sg, 1, s->etag, opts ? opts->content_type : s->content_type,
+			opts ? opts->meta : &s->meta, out);
 }
 
 static int mem_copy(lexfs_drv *d, const char *src, const char *dst,
@@ -1036,9 +1081,8 @@ static int mem_mp_part(lexfs_drv *d, lexfs_mpu *m, unsigned partno, const struct
 static int mem_mp_complete(lexfs_drv *d, lexfs_mpu *m, unsigned nparts,
 			   struct lexfs_objinfo *out, struct lexfs_err *err)
 {
-	uint64_t total = 0, pos = 0;
 	struct mobj *o = NULL;
-	uint8_t *data = NULL;
+	struct mseg *segs = NULL;
 	char etag[40];
 	unsigned i;
 	int rc;
@@ -1062,25 +1106,24 @@ static int mem_mp_complete(lexfs_drv *d, lexfs_mpu *m, unsigned nparts,
 					"memory: part %u was never sent", i + 1);
 			goto cleanup;
 		}
-		total += m->parts[i].len;
 	}
-	data = malloc(total ? (size_t)total : 1);
-	if (!data) {
+	/* the parts become the object's segments: moved, not copied */
+	segs = calloc(nparts, sizeof(*segs));
+	if (!segs) {
 		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "memory: out of memory");
 		goto cleanup;
 	}
 	for (i = 0; i < nparts; i++) {
-		if (m->parts[i].len)
-			memcpy(data + pos, m->parts[i].data, (size_t)m->parts[i].len);
-		pos += m->parts[i].len;
+		segs[i].data = m->parts[i].data;
+		segs[i].len = m->parts[i].len;
+		m->parts[i].data = NULL;
 	}
 	/* Like S3's, a multipart ETag is not the MD5 of the object; here it is unique
 	 * per upload (a hash of the whole object would cost a pass over it at close). */
 	snprintf(etag, sizeof(etag), "%016" PRIx64 "-%u",
 		 __atomic_add_fetch(&d->mp_seq, 1, __ATOMIC_RELAXED), nparts);
-	rc = mobj_new(m->key, data, total, etag, m->content_type, &m->meta, &o);
+	rc = mobj_new(m->key, &segs, nparts, etag, m->content_type, &m->meta, &o);
 	if (rc) {
-		free(data);
 		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "memory: out of memory");
 		goto cleanup;
 	}

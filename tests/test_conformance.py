@@ -297,6 +297,17 @@ def test_multipart_three_parts_out_of_order(st):
     assert i["meta"].get("mode") == "33188"
 
 
+def test_multipart_ranges_across_part_boundaries(st):
+    part = 5 * MIB
+    data = os.urandom(3 * part + 777)
+    path = st.tmp / "mpu3"
+    path.write_bytes(data)
+    st.ok("mpu", "multi/ranges", part, path)
+    for off, n in [(part - 10, 20), (part - 1, part + 2), (0, 3 * part + 777),
+                   (2 * part, part), (3 * part + 700, 500), (3 * part + 777, 10)]:
+        assert get_bytes(st, "multi/ranges", off, n) == data[off:off + n], (off, n)
+
+
 # ---- odd keys -------------------------------------------------------------------
 
 ODD_KEYS = ["with space.txt", "plus+sign", "per%cent", "unicod\u00e9/\u65e5\u672c",
