@@ -32,14 +32,15 @@
 	}
 
 #ifndef HAVE_DRIVER_S3
-UNAVAILABLE_DRIVER(s3, "s3", "not implemented yet (rebuild a later lexfs)");
-UNAVAILABLE_DRIVER(r2, "r2", "not implemented yet (rebuild a later lexfs)");
+UNAVAILABLE_DRIVER(s3, "s3", "it was configured with --disable-s3 (rebuild without it)");
+UNAVAILABLE_DRIVER(r2, "r2", "it was configured with --disable-s3 (rebuild without it)");
 #endif
 #ifndef HAVE_DRIVER_GCS
-UNAVAILABLE_DRIVER(gcs, "gcs", "not implemented yet (rebuild a later lexfs)");
+UNAVAILABLE_DRIVER(gcs, "gcs", "it was configured with --disable-gcs (rebuild without it)");
 #endif
 #ifndef HAVE_DRIVER_AZURE
-UNAVAILABLE_DRIVER(azure, "azure", "not implemented yet (rebuild a later lexfs)");
+UNAVAILABLE_DRIVER(azure, "azure",
+		   "it was configured with --disable-azure (rebuild without it)");
 #endif
 
 static const struct {

@@ -301,13 +301,20 @@ int source_check_driver(const char *name, const char *plugin_dir, char *errbuf, 
 			builtin = true;
 	}
 	if (builtin) {
+		const struct lexfs_driver *stub;
+		struct lexfs_driver_conf dc = {.backend_name = "default"};
+		struct lexfs_err err = {0};
+		lexfs_drv *drv = NULL;
+
 		if (registry_available(name))
 			return 0;
+		/* the stub's own message says how this lexfs was configured */
+		stub = registry_load(name, NULL, &handle, why, sizeof(why));
+		if (stub != NULL && stub->open(&dc, &drv, &err) < 0 && err.message[0])
+			snprintf(why, sizeof(why), "%s", err.message);
 		if (errbuf != NULL && errlen > 0)
-			snprintf(errbuf, errlen,
-				 "the %s driver is not built yet: this lexfs was built without it "
-				 "(lexfs version lists the drivers it has)",
-				 name);
+			snprintf(errbuf, errlen, "%s (lexfs version lists the drivers it has)",
+				 why[0] ? why : "the driver is not built into this lexfs");
 		return -ENOTSUP;
 	}
 	if (registry_load(name, plugin_dir, &handle, why, sizeof(why)) != NULL) {

@@ -1,7 +1,8 @@
 #!/bin/bash
-# tests/run.sh - the test command: install what the tests need, build lexfs twice
-# (normal, in the source tree; ASan+UBSan, in build-asan/), run the C unit tests and
-# the whole pytest suite against each build, and fail if anything failed.
+# tests/run.sh - the test command: install what the tests need, build lexfs three
+# times (normal, in the source tree; ASan+UBSan, in build-asan/; without the cloud
+# drivers, in build-min/), run the C unit tests and the whole pytest suite against
+# the first two, and fail if anything failed.
 #
 # Run it as root on Debian 12 (apt-get installs the packages; FUSE mounts need
 # /dev/fuse). Without root it installs nothing and stops if a package is missing.
@@ -53,13 +54,20 @@ build_all() {
 	if [ -f "$SRC/config.status" ]; then
 		make -s distclean >/dev/null 2>&1 || rm -f "$SRC/config.status"
 	fi
-	rm -rf "$SRC/build-asan"
-	mkdir -p "$SRC/build-asan"
+	rm -rf "$SRC/build-asan" "$SRC/build-min"
+	mkdir -p "$SRC/build-asan" "$SRC/build-min"
 	step "build with ASan+UBSan in build-asan/"
-	(cd "$SRC/build-asan" && ../configure -q --enable-sanitize &&
+	(cd "$SRC/build-asan" && ../configure -q --enable-werror --enable-sanitize &&
 		make -s -j"$JOBS" && make -s -j"$JOBS" check) || die "sanitizer build failed"
+	# The cloud drivers left out: what a user of such a build is told is tested
+	# (tests/test_cli_errors.py, LEXFS_MIN_BUILD).
+	step "build without the cloud drivers in build-min/"
+	(cd "$SRC/build-min" &&
+		../configure -q --enable-werror --disable-s3 --disable-azure --disable-gcs &&
+		make -s -j"$JOBS" lexfs tests/unit/source_test && tests/unit/source_test) ||
+		die "build without the cloud drivers failed"
 	step "normal build"
-	(./configure -q && make -s -j"$JOBS" && make -s -j"$JOBS" check) ||
+	(./configure -q --enable-werror && make -s -j"$JOBS" && make -s -j"$JOBS" check) ||
 		die "build failed"
 }
 
@@ -82,7 +90,8 @@ install_azurite() {
 run_pytest() {
 	local build=$1 rc
 	step "pytest with LEXFS_BUILD=$build"
-	LEXFS_BUILD=$build /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/
+	LEXFS_BUILD=$build LEXFS_MIN_BUILD=$SRC/build-min \
+		/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/
 	rc=$?
 	if [ $rc -eq 5 ]; then
 		echo "tests/run.sh: pytest collected no tests: that is a failure" >&2
