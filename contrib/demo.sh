@@ -39,8 +39,11 @@ if grep -qs " $top/mnt fuse" /proc/mounts; then
 	fusermount3 -u "$top/mnt"
 fi
 
-echo "== mounting ./storage (local driver) at ./mnt"
-./lexfs "$top/storage" "$top/mnt" -o config=none
+# No source: lexfs mounts its embedded default, the local driver over ./storage
+# (config=none: no configuration file of this machine is read).
+echo "== lexfs ./mnt -o config=none   (the embedded default: the local driver over ./storage)"
+./lexfs "$top/mnt" -o config=none
+trap 'echo "demo: a step failed; the mount stays up: fusermount3 -u $top/mnt" >&2' ERR
 
 echo "== cp README.md mnt/hello.md; ls -l mnt"
 cp README.md "$top/mnt/hello.md"
