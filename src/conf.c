@@ -7,8 +7,11 @@
  *   groups[i]    storage.<driver>.<key>   one per group seen (file or env)
  *   cfg->drv     the chosen driver's group + the source's setting + unowned -o keys
  *
+ *   backends[i]  storage.backends entry i  its name, driver, prefix and driver group,
+ *                                          as read; checked once the file is in
+ *
  * Then one validation pass turns `top` into typed fields; a key of `top` nobody
- * read is unknown and an error.
+ * read is unknown and an error; each backends[i] becomes a struct lexfs_backend.
  */
 #include "config.h"
 
@@ -181,6 +184,20 @@ bool config_is_mount_key(const char *key)
 	return in_list(mount_keys, key);
 }
 
+bool config_backend_name_ok(const char *name)
+{
+	size_t i;
+
+	if (!islower((unsigned char)name[0]) && !isdigit((unsigned char)name[0]))
+		return false;
+	for (i = 1; name[i] != '\0'; i++) {
+		if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) &&
+		    name[i] != '_' && name[i] != '-')
+			return false;
+	}
+	return i <= LEXFS_BACKEND_NAME_MAX;
+}
+
 bool config_is_placeholder_secret(const char *value)
 {
 	size_t i;
@@ -258,10 +275,22 @@ struct group {
 	struct settings s;
 };
 
+/* One storage.backends entry as the file spells it. */
+struct raw_backend {
+	char *origin;	      /* "FILE:LINE" of its group */
+	struct settings keys; /* name, driver, prefix */
+	char *group;	      /* the name of its driver group; NULL: none */
+	char *group_at;	      /* "FILE:LINE" of that group */
+	struct settings drv;  /* that group's values */
+};
+
 struct merge {
 	struct settings top;
 	struct group *g;
 	size_t ng;
+	struct raw_backend *b;
+	size_t nb;
+	char *backends_at; /* "FILE:LINE" of storage.backends; NULL: none */
 };
 
 static void merge_free(struct merge *m)
@@ -274,6 +303,15 @@ static void merge_free(struct merge *m)
 		settings_free(&m->g[i].s);
 	}
 	free(m->g);
+	for (i = 0; i < m->nb; i++) {
+		free(m->b[i].origin);
+		settings_free(&m->b[i].keys);
+		free(m->b[i].group);
+		free(m->b[i].group_at);
+		settings_free(&m->b[i].drv);
+	}
+	free(m->b);
+	free(m->backends_at);
 }
 
 static struct settings *group_get(struct merge *m, const char *name, bool create)
@@ -341,7 +379,9 @@ struct file_ctx {
 	size_t errlen;
 };
 
-static int file_value(struct file_ctx *fc, struct settings *dst, const char *group,
+/* One scalar of the file into dst. `where` is what precedes the key when messages
+ * name it: "storage.", "storage.s3." or "storage.backends entry 2: s3.". */
+static int file_value(struct file_ctx *fc, struct settings *dst, const char *where,
 		      const config_setting_t *st)
 {
 	const char *name = config_setting_name(st);
@@ -356,20 +396,122 @@ static int file_value(struct file_ctx *fc, struct settings *dst, const char *gro
 			    "%s: key '%s' must be lower case (letters, digits, '_')", origin, name);
 	if (scalar_text(st, value, sizeof(value)) < 0)
 		return fail(fc->errbuf, fc->errlen, -EINVAL,
-			    "%s: storage.%s%s%s must be a single value, not a group or list",
-			    origin, group ? group : "", group ? "." : "", name);
+			    "%s: %s%s must be a single value, not a group or list", origin, where,
+			    name);
 	if (settings_key_is_secret(name) && fc->secret_at[0] == '\0')
-		snprintf(fc->secret_at, sizeof(fc->secret_at), "storage.%s%s%s, line %d",
-			 group ? group : "", group ? "." : "", name, line);
+		snprintf(fc->secret_at, sizeof(fc->secret_at), "%s%s, line %d", where, name, line);
 	rc = settings_set(dst, name, value, origin);
 	if (rc < 0)
 		return fail(fc->errbuf, fc->errlen, rc, "out of memory");
 	return 0;
 }
 
+/* One entry of storage.backends: scalars name, driver, prefix and at most one
+ * group, the driver's settings. What they mean is checked in backends_check, once
+ * plugin_dir (a mount-wide key that may come later or from -o) is known. */
+static int walk_backend(struct file_ctx *fc, const config_setting_t *el, unsigned idx,
+			struct raw_backend *rb)
+{
+	static const char *const keys[] = {"name", "driver", "prefix", NULL};
+	char origin[PATH_MAX + 32], where[64];
+	int j, k, n, m, rc;
+
+	snprintf(origin, sizeof(origin), "%s:%d", fc->path, config_setting_source_line(el));
+	rb->origin = strdup(origin);
+	if (rb->origin == NULL)
+		return fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
+	if (config_setting_type(el) != CONFIG_TYPE_GROUP)
+		return fail(fc->errbuf, fc->errlen, -EINVAL,
+			    "%s: storage.backends entry %u must be a group: "
+			    "{ name = \"photos\"; driver = \"s3\"; s3 = { ... }; }",
+			    origin, idx + 1);
+	n = config_setting_length(el);
+	for (j = 0; j < n; j++) {
+		const config_setting_t *st = config_setting_get_elem(el, (unsigned)j);
+		const char *name = config_setting_name(st);
+		int line = config_setting_source_line(st);
+
+		if (config_setting_type(st) == CONFIG_TYPE_GROUP) {
+			if (rb->group != NULL)
+				return fail(fc->errbuf, fc->errlen, -EINVAL,
+					    "%s:%d: storage.backends entry %u has two driver "
+					    "groups (%s and %s): one backend has one driver",
+					    fc->path, line, idx + 1, rb->group, name);
+			if (!valid_name(name))
+				return fail(fc->errbuf, fc->errlen, -EINVAL,
+					    "%s:%d: group name '%s' must be lower case", fc->path,
+					    line, name);
+			snprintf(origin, sizeof(origin), "%s:%d", fc->path, line);
+			rb->group = strdup(name);
+			rb->group_at = strdup(origin);
+			if (rb->group == NULL || rb->group_at == NULL)
+				return fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
+			snprintf(where, sizeof(where), "storage.backends entry %u: %s.", idx + 1,
+				 name);
+			m = config_setting_length(st);
+			for (k = 0; k < m; k++) {
+				rc = file_value(fc, &rb->drv, where,
+						config_setting_get_elem(st, (unsigned)k));
+				if (rc < 0)
+					return rc;
+			}
+			continue;
+		}
+		if (!in_list(keys, name))
+			return fail(fc->errbuf, fc->errlen, -EINVAL,
+				    "%s:%d: unknown key '%s' in storage.backends entry %u (a "
+				    "backend takes name, driver, prefix and a group of its "
+				    "driver's settings; mount-wide settings such as cache_size "
+				    "live in storage)",
+				    fc->path, line, name, idx + 1);
+		snprintf(where, sizeof(where), "storage.backends entry %u: ", idx + 1);
+		rc = file_value(fc, &rb->keys, where, st);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+static int walk_backends(struct file_ctx *fc, const config_setting_t *list)
+{
+	int line = config_setting_source_line(list);
+	char at[PATH_MAX + 32];
+	unsigned i, n;
+	int rc;
+
+	snprintf(at, sizeof(at), "%s:%d", fc->path, line);
+	if (config_setting_type(list) != CONFIG_TYPE_LIST)
+		return fail(fc->errbuf, fc->errlen, -EINVAL,
+			    "%s: storage.backends must be a list of groups: backends = ( { name "
+			    "= \"photos\"; driver = \"s3\"; s3 = { ... }; }, ... );",
+			    at);
+	n = (unsigned)config_setting_length(list);
+	if (n == 0)
+		return fail(fc->errbuf, fc->errlen, -EINVAL,
+			    "%s: storage.backends is empty: name at least one backend, or "
+			    "remove it",
+			    at);
+	fc->m->backends_at = strdup(at);
+	fc->m->b = calloc(n, sizeof(*fc->m->b));
+	if (fc->m->backends_at == NULL || fc->m->b == NULL)
+		return fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
+	for (i = 0; i < n; i++) {
+		struct raw_backend *rb = &fc->m->b[i];
+
+		settings_init(&rb->keys);
+		settings_init(&rb->drv);
+		fc->m->nb = i + 1;
+		rc = walk_backend(fc, config_setting_get_elem(list, i), i, rb);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 static int walk_storage(struct file_ctx *fc, const config_setting_t *storage)
 {
 	int i, j, n = config_setting_length(storage);
+	char where[64];
 	int rc;
 
 	for (i = 0; i < n; i++) {
@@ -377,12 +519,12 @@ static int walk_storage(struct file_ctx *fc, const config_setting_t *storage)
 		const char *name = config_setting_name(st);
 		int line = config_setting_source_line(st);
 
-		if (strcmp(name, "backends") == 0)
-			return fail(
-			    fc->errbuf, fc->errlen, -ENOTSUP,
-			    "%s:%d: storage.backends (named backends) is not supported yet; "
-			    "mount each backend on its own mount point",
-			    fc->path, line);
+		if (strcmp(name, "backends") == 0) {
+			rc = walk_backends(fc, st);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		if (config_setting_type(st) == CONFIG_TYPE_GROUP) {
 			struct settings *g;
 			int m;
@@ -394,16 +536,17 @@ static int walk_storage(struct file_ctx *fc, const config_setting_t *storage)
 			g = group_get(fc->m, name, true);
 			if (g == NULL)
 				return fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
+			snprintf(where, sizeof(where), "storage.%s.", name);
 			m = config_setting_length(st);
 			for (j = 0; j < m; j++) {
-				rc = file_value(fc, g, name,
+				rc = file_value(fc, g, where,
 						config_setting_get_elem(st, (unsigned)j));
 				if (rc < 0)
 					return rc;
 			}
 			continue;
 		}
-		rc = file_value(fc, &fc->m->top, NULL, st);
+		rc = file_value(fc, &fc->m->top, "storage.", st);
 		if (rc < 0)
 			return rc;
 	}
@@ -811,9 +954,10 @@ static int validate_top(struct settings *top, struct lexfs_config *cfg, char *er
 #undef TRY
 }
 
-/* Placeholder secrets are refused unless the endpoint is loopback. */
-static int check_secrets(const struct lexfs_config *cfg, char *const *env, char *errbuf,
-			 size_t errlen)
+/* Placeholder secrets of one backend (driver + its settings) are refused unless
+ * the endpoint is loopback. */
+static int check_secrets(const char *driver, const struct settings *drv, char *const *env,
+			 char *errbuf, size_t errlen)
 {
 	const char *endpoint = NULL;
 	bool loopback;
@@ -823,27 +967,27 @@ static int check_secrets(const struct lexfs_config *cfg, char *const *env, char 
 		struct setting *it = NULL;
 		size_t j;
 
-		for (j = 0; j < cfg->drv.n; j++) {
-			if (strcmp(cfg->drv.v[j].key, endpoint_keys[i]) == 0)
-				it = &cfg->drv.v[j];
+		for (j = 0; j < drv->n; j++) {
+			if (strcmp(drv->v[j].key, endpoint_keys[i]) == 0)
+				it = &drv->v[j];
 		}
 		if (it != NULL)
 			endpoint = it->value;
 	}
-	if (endpoint == NULL && (strcmp(cfg->driver, "s3") == 0 || strcmp(cfg->driver, "r2") == 0))
+	if (endpoint == NULL && (strcmp(driver, "s3") == 0 || strcmp(driver, "r2") == 0))
 		endpoint = env_get(env, "AWS_ENDPOINT_URL");
-	if (endpoint == NULL && strcmp(cfg->driver, "gcs") == 0)
+	if (endpoint == NULL && strcmp(driver, "gcs") == 0)
 		endpoint = env_get(env, "STORAGE_EMULATOR_HOST");
 	if (endpoint != NULL)
 		loopback = config_is_loopback(endpoint);
 	else
-		loopback = strcmp(cfg->driver, "local") == 0 || strcmp(cfg->driver, "memory") == 0;
+		loopback = strcmp(driver, "local") == 0 || strcmp(driver, "memory") == 0;
 	if (loopback)
 		return 0;
 	for (i = 0; env_secrets[i].name != NULL; i++) {
 		const char *val = env_get(env, env_secrets[i].name);
 
-		if (strcmp(env_secrets[i].driver, cfg->driver) != 0)
+		if (strcmp(env_secrets[i].driver, driver) != 0)
 			continue;
 		if (val != NULL && config_is_placeholder_secret(val))
 			return fail(errbuf, errlen, -EACCES,
@@ -851,8 +995,8 @@ static int check_secrets(const struct lexfs_config *cfg, char *const *env, char 
 				    "real credential: set the real one",
 				    env_secrets[i].name);
 	}
-	for (i = 0; i < cfg->drv.n; i++) {
-		const struct setting *it = &cfg->drv.v[i];
+	for (i = 0; i < drv->n; i++) {
+		const struct setting *it = &drv->v[i];
 
 		if (it->secret && config_is_placeholder_secret(it->value))
 			return fail(
@@ -876,6 +1020,258 @@ static int append_opt(char **list, const char *opt)
 		n[old++] = ',';
 	memcpy(n + old, opt, add + 1);
 	*list = n;
+	return 0;
+}
+
+/* A prefix from the file or -o is checked like a source's. *out: "" or "a/b/". */
+static int parse_prefix(const char *v, const char *origin, char **out, char *errbuf, size_t errlen)
+{
+	struct lexfs_source ps = {0};
+	char text[PATH_MAX];
+	int rc;
+
+	*out = NULL;
+	if (v == NULL || v[0] == '\0') {
+		*out = strdup("");
+		return *out ? 0 : fail(errbuf, errlen, -ENOMEM, "out of memory");
+	}
+	snprintf(text, sizeof(text), "s3://bucket/%s", v);
+	rc = source_parse(text, &ps, errbuf, errlen);
+	if (rc == 0) {
+		*out = ps.prefix;
+		ps.prefix = NULL;
+	}
+	source_free(&ps);
+	if (rc < 0)
+		return fail(errbuf, errlen, rc, "prefix (from %s): '%s' is not a valid key prefix",
+			    origin, v);
+	return 0;
+}
+
+/* Paths in driver settings are made absolute now: the daemon later runs in /. */
+static int absolute_paths(struct settings *drv)
+{
+	size_t i;
+
+	for (i = 0; i < drv->n; i++) {
+		struct setting *it = &drv->v[i];
+		char *abs;
+
+		if (!is_path_key(it->key) || it->value[0] == '/' || it->value[0] == '\0')
+			continue;
+		abs = absolute(it->value);
+		if (abs == NULL)
+			return -ENOMEM;
+		free(it->value);
+		it->value = abs;
+	}
+	return 0;
+}
+
+/* The one backend of a mount without storage.backends (or whose source overrides
+ * them): storage.driver, storage.prefix, storage.<driver>, the source, -o keys. */
+static int single_backend(struct merge *m, const struct config_input *in,
+			  const struct lexfs_source *src, const struct settings *opt_drv,
+			  struct lexfs_config *cfg, char *errbuf, size_t errlen)
+{
+	const struct settings *group;
+	const char *v;
+	int rc;
+
+	v = settings_get(&m->top, "driver");
+	cfg->driver = strdup(v && v[0] ? v : "local");
+	if (cfg->driver == NULL)
+		goto nomem;
+	if (!valid_name(cfg->driver))
+		return fail(errbuf, errlen, -EINVAL,
+			    "storage.driver (from %s): '%s' is not a driver name",
+			    settings_origin(&m->top, "driver"), cfg->driver);
+	v = settings_get(&m->top, "plugin_dir");
+	rc = source_check_driver(cfg->driver, v, errbuf, errlen);
+	if (rc < 0) {
+		if (settings_has(&m->top, "driver")) {
+			char msg[512];
+
+			snprintf(msg, sizeof(msg), "%s", errbuf);
+			fail(errbuf, errlen, rc, "%s (storage.driver from %s)", msg,
+			     settings_origin(&m->top, "driver"));
+		}
+		return rc;
+	}
+	v = settings_get(&m->top, "prefix");
+	rc = parse_prefix(v, settings_origin(&m->top, "prefix"), &cfg->prefix, errbuf, errlen);
+	if (rc < 0)
+		return rc;
+
+	group = group_get(m, cfg->driver, false);
+	if (group != NULL && settings_copy(&cfg->drv, group) < 0)
+		goto nomem;
+	if (src->setting_key != NULL && strcmp(src->driver, cfg->driver) == 0) {
+		char origin[PATH_MAX + 16];
+
+		snprintf(origin, sizeof(origin), "source %s", in->source);
+		if (settings_set(&cfg->drv, src->setting_key, src->setting_val, origin) < 0)
+			goto nomem;
+	}
+	if (settings_copy(&cfg->drv, opt_drv) < 0 || absolute_paths(&cfg->drv) < 0)
+		goto nomem;
+	if (strcmp(cfg->driver, "local") == 0 && !settings_has(&cfg->drv, "root_dir")) {
+		char *abs = absolute("storage");
+
+		if (abs == NULL)
+			goto nomem;
+		rc = settings_set(&cfg->drv, "root_dir", abs, "default ./storage");
+		free(abs);
+		if (rc < 0)
+			goto nomem;
+	}
+	return 0;
+nomem:
+	return fail(errbuf, errlen, -ENOMEM, "out of memory");
+}
+
+/* With storage.backends, what would configure the single backend is an error: it
+ * would apply to no backend, or silently to all. */
+static int refuse_single_keys(struct merge *m, const struct settings *opt_drv, char *errbuf,
+			      size_t errlen)
+{
+	static const char *const single[] = {"driver", "prefix", NULL};
+	size_t i;
+
+	for (i = 0; single[i] != NULL; i++) {
+		if (settings_has(&m->top, single[i]))
+			return fail(errbuf, errlen, -EINVAL,
+				    "storage.%s (from %s) and storage.backends (%s) exclude each "
+				    "other: set %s in each backend",
+				    single[i], settings_origin(&m->top, single[i]), m->backends_at,
+				    single[i]);
+	}
+	for (i = 0; i < m->ng; i++) {
+		if (strcmp(m->g[i].name, "events") == 0 || m->g[i].s.n == 0)
+			continue;
+		return fail(errbuf, errlen, -EINVAL,
+			    "storage.%s.%s (from %s): with storage.backends (%s), driver "
+			    "settings go in each backend's group "
+			    "(backends = ( { name = ...; driver = \"%s\"; %s = { ... }; } ))",
+			    m->g[i].name, m->g[i].s.v[0].key, m->g[i].s.v[0].origin, m->backends_at,
+			    m->g[i].name, m->g[i].name);
+	}
+	if (opt_drv->n > 0)
+		return fail(errbuf, errlen, -EINVAL,
+			    "unknown option %s (from %s): with storage.backends (%s), driver "
+			    "settings go in each backend's group of the file",
+			    opt_drv->v[0].key, opt_drv->v[0].origin, m->backends_at);
+	return 0;
+}
+
+static void backends_free(struct lexfs_config *cfg)
+{
+	size_t i;
+
+	for (i = 0; i < cfg->nbackends; i++) {
+		struct lexfs_backend *b = &cfg->backends[i];
+
+		free(b->name);
+		free(b->driver);
+		free(b->prefix);
+		settings_free(&b->drv);
+		free(b->origin);
+	}
+	free(cfg->backends);
+	cfg->backends = NULL;
+	cfg->nbackends = 0;
+}
+
+/* One raw storage.backends entry into b; the names before it are in prev[0..i). */
+static int backend_check(const struct raw_backend *rb, size_t i, const struct lexfs_backend *prev,
+			 const char *plugin_dir, char *const *env, struct lexfs_backend *b,
+			 char *errbuf, size_t errlen)
+{
+	const char *name, *driver;
+	char msg[512];
+	size_t j;
+	int rc;
+
+	b->origin = strdup(rb->origin);
+	if (b->origin == NULL)
+		goto nomem;
+	name = settings_get(&rb->keys, "name");
+	if (name == NULL)
+		return fail(errbuf, errlen, -EINVAL,
+			    "%s: storage.backends entry %zu has no name (name = \"photos\"; "
+			    "names its directory in the mount)",
+			    rb->origin, i + 1);
+	if (!config_backend_name_ok(name))
+		return fail(errbuf, errlen, -EINVAL,
+			    "%s: backend name '%s' is not a valid name: use a-z, 0-9, '-' and "
+			    "'_', starting with a letter or digit, at most %d bytes",
+			    settings_origin(&rb->keys, "name"), name, LEXFS_BACKEND_NAME_MAX);
+	for (j = 0; j < i; j++) {
+		if (strcmp(prev[j].name, name) == 0)
+			return fail(errbuf, errlen, -EINVAL,
+				    "%s: backend name '%s' is used twice (first at %s): each "
+				    "backend is a directory of its own",
+				    settings_origin(&rb->keys, "name"), name, prev[j].origin);
+	}
+	b->name = strdup(name);
+	if (b->name == NULL)
+		goto nomem;
+	driver = settings_get(&rb->keys, "driver");
+	if (driver == NULL || driver[0] == '\0')
+		return fail(errbuf, errlen, -EINVAL,
+			    "%s: backend %s has no driver (driver = \"s3\"; or local, memory, "
+			    "r2, gcs, azure)",
+			    rb->origin, name);
+	if (!valid_name(driver))
+		return fail(errbuf, errlen, -EINVAL, "%s: backend %s: '%s' is not a driver name",
+			    settings_origin(&rb->keys, "driver"), name, driver);
+	rc = source_check_driver(driver, plugin_dir, msg, sizeof(msg));
+	if (rc < 0)
+		return fail(errbuf, errlen, rc, "%s: backend %s: %s",
+			    settings_origin(&rb->keys, "driver"), name, msg);
+	b->driver = strdup(driver);
+	if (b->driver == NULL)
+		goto nomem;
+	if (rb->group != NULL && strcmp(rb->group, driver) != 0)
+		return fail(errbuf, errlen, -EINVAL,
+			    "%s: group '%s' of backend %s does not belong to its driver %s "
+			    "(name the group after the driver: %s = { ... })",
+			    rb->group_at, rb->group, name, driver, driver);
+	if (settings_copy(&b->drv, &rb->drv) < 0 || absolute_paths(&b->drv) < 0)
+		goto nomem;
+	rc = parse_prefix(settings_get(&rb->keys, "prefix"), settings_origin(&rb->keys, "prefix"),
+			  &b->prefix, errbuf, errlen);
+	if (rc < 0) {
+		snprintf(msg, sizeof(msg), "%s", errbuf);
+		return fail(errbuf, errlen, rc, "backend %s: %s", name, msg);
+	}
+	if (strcmp(driver, "local") == 0 && !settings_has(&b->drv, "root_dir"))
+		return fail(errbuf, errlen, -EINVAL,
+			    "%s: backend %s (driver local) needs local = { root_dir = \"...\"; } "
+			    "(a default directory shared by two backends would mix their files)",
+			    rb->origin, name);
+	return check_secrets(driver, &b->drv, env, errbuf, errlen);
+nomem:
+	return fail(errbuf, errlen, -ENOMEM, "out of memory");
+}
+
+static int backends_check(const struct merge *m, struct lexfs_config *cfg, char *const *env,
+			  char *errbuf, size_t errlen)
+{
+	size_t i;
+	int rc;
+
+	cfg->backends = calloc(m->nb, sizeof(*cfg->backends));
+	if (cfg->backends == NULL)
+		return fail(errbuf, errlen, -ENOMEM, "out of memory");
+	for (i = 0; i < m->nb; i++) {
+		settings_init(&cfg->backends[i].drv);
+		cfg->nbackends = i + 1;
+		rc = backend_check(&m->b[i], i, cfg->backends, cfg->plugin_dir, env,
+				   &cfg->backends[i], errbuf, errlen);
+		if (rc < 0)
+			return rc;
+	}
 	return 0;
 }
 
@@ -984,88 +1380,18 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 			goto nomem;
 	}
 
-	/* The driver and its group. */
-	v = settings_get(&m.top, "driver");
-	cfg->driver = strdup(v && v[0] ? v : "local");
-	if (cfg->driver == NULL)
-		goto nomem;
-	if (!valid_name(cfg->driver)) {
-		rc = fail(errbuf, errlen, -EINVAL,
-			  "storage.driver (from %s): '%s' is not a driver name",
-			  settings_origin(&m.top, "driver"), cfg->driver);
-		goto out;
-	}
-	v = settings_get(&m.top, "plugin_dir");
-	rc = source_check_driver(cfg->driver, v, errbuf, errlen);
-	if (rc < 0) {
-		if (settings_has(&m.top, "driver")) {
-			char msg[512];
-
-			snprintf(msg, sizeof(msg), "%s", errbuf);
-			fail(errbuf, errlen, rc, "%s (storage.driver from %s)", msg,
-			     settings_origin(&m.top, "driver"));
-		}
-		goto out;
-	}
-	v = settings_get(&m.top, "prefix");
-	if (v != NULL && v[0] != '\0') {
-		/* A prefix from the file or -o is checked like a source's. */
-		char text[PATH_MAX];
-		struct lexfs_source ps = {0};
-
-		snprintf(text, sizeof(text), "s3://bucket/%s", v);
-		rc = source_parse(text, &ps, errbuf, errlen);
+	if (m.nb > 0 && in->source == NULL) {
+		rc = refuse_single_keys(&m, &opt_drv, errbuf, errlen);
 		if (rc == 0) {
-			cfg->prefix = ps.prefix;
-			ps.prefix = NULL;
-		}
-		source_free(&ps);
-		if (rc < 0) {
-			fail(errbuf, errlen, rc, "prefix (from %s): '%s' is not a valid key prefix",
-			     settings_origin(&m.top, "prefix"), v);
-			goto out;
+			cfg->prefix = strdup("");
+			if (cfg->prefix == NULL)
+				goto nomem;
 		}
 	} else {
-		cfg->prefix = strdup(v ? v : "");
-		if (cfg->prefix == NULL)
-			goto nomem;
+		rc = single_backend(&m, in, &src, &opt_drv, cfg, errbuf, errlen);
 	}
-
-	group = group_get(&m, cfg->driver, false);
-	if (group != NULL && settings_copy(&cfg->drv, group) < 0)
-		goto nomem;
-	if (src.setting_key != NULL && strcmp(src.driver, cfg->driver) == 0) {
-		char origin[PATH_MAX + 16];
-
-		snprintf(origin, sizeof(origin), "source %s", in->source);
-		if (settings_set(&cfg->drv, src.setting_key, src.setting_val, origin) < 0)
-			goto nomem;
-	}
-	if (settings_copy(&cfg->drv, &opt_drv) < 0)
-		goto nomem;
-	/* Paths in driver settings are made absolute now: the daemon later runs in /. */
-	for (i = 0; i < cfg->drv.n; i++) {
-		struct setting *it = &cfg->drv.v[i];
-		char *abs;
-
-		if (!is_path_key(it->key) || it->value[0] == '/' || it->value[0] == '\0')
-			continue;
-		abs = absolute(it->value);
-		if (abs == NULL)
-			goto nomem;
-		free(it->value);
-		it->value = abs;
-	}
-	if (strcmp(cfg->driver, "local") == 0 && !settings_has(&cfg->drv, "root_dir")) {
-		char *abs = absolute("storage");
-
-		if (abs == NULL)
-			goto nomem;
-		rc = settings_set(&cfg->drv, "root_dir", abs, "default ./storage");
-		free(abs);
-		if (rc < 0)
-			goto nomem;
-	}
+	if (rc < 0)
+		goto out;
 
 	/* storage.events = { log = ...; } (and LEX_STORAGE__EVENTS__LOG) is the
 	 * events_log key; a flat key set elsewhere wins. */
@@ -1081,7 +1407,19 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 	rc = validate_top(&m.top, cfg, errbuf, errlen);
 	if (rc < 0)
 		goto out;
-	rc = check_secrets(cfg, in->env, errbuf, errlen);
+	if (m.nb > 0) {
+		/* Checked even when a source overrides them: a broken file is broken. */
+		rc = backends_check(&m, cfg, in->env, errbuf, errlen);
+		if (rc < 0)
+			goto out;
+	}
+	if (cfg->nbackends > 0 && in->source != NULL) {
+		backends_free(cfg);
+		cfg->backends_ignored = m.backends_at;
+		m.backends_at = NULL;
+	}
+	if (cfg->driver != NULL)
+		rc = check_secrets(cfg->driver, &cfg->drv, in->env, errbuf, errlen);
 	goto out;
 nomem:
 	rc = fail(errbuf, errlen, -ENOMEM, "out of memory");
@@ -1092,20 +1430,32 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-int config_check_unused(const struct lexfs_config *cfg, char *errbuf, size_t errlen)
+static int check_unused(const struct settings *drv, const char *driver, const char *backend,
+			char *errbuf, size_t errlen)
 {
 	size_t i;
 
-	for (i = 0; i < cfg->drv.n; i++) {
-		const struct setting *it = &cfg->drv.v[i];
+	for (i = 0; i < drv->n; i++) {
+		const struct setting *it = &drv->v[i];
 
 		if (!it->used)
-			return fail(
-			    errbuf, errlen, -EINVAL,
-			    "unknown option %s (from %s): the %s driver has no such setting",
-			    it->key, it->origin, cfg->driver);
+			return fail(errbuf, errlen, -EINVAL,
+				    "unknown option %s (from %s): the %s driver%s%s has no such "
+				    "setting",
+				    it->key, it->origin, driver, backend ? " of backend " : "",
+				    backend ? backend : "");
 	}
 	return 0;
+}
+
+int config_check_unused(const struct lexfs_config *cfg, char *errbuf, size_t errlen)
+{
+	return check_unused(&cfg->drv, cfg->driver, NULL, errbuf, errlen);
+}
+
+int config_check_backend_unused(const struct lexfs_backend *b, char *errbuf, size_t errlen)
+{
+	return check_unused(&b->drv, b->driver, b->name, errbuf, errlen);
 }
 
 void config_free(struct lexfs_config *cfg)
@@ -1116,6 +1466,8 @@ void config_free(struct lexfs_config *cfg)
 	free(cfg->driver);
 	free(cfg->prefix);
 	settings_free(&cfg->drv);
+	backends_free(cfg);
+	free(cfg->backends_ignored);
 	free(cfg->cache_dir);
 	free(cfg->trace);
 	free(cfg->logfile);
