@@ -20,6 +20,8 @@ lexfs_LDADD = $(LEXFS_LIBS)
 liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
 # fs branch: the FUSE layer
 liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_dir.c src/fs_xattr.c src/pathkey.c src/pathkey.h
+# backends: one mount of named backends, routed to one fs layer each
+liblexfs_a_SOURCES += src/fs_route.c src/fs_route.h
 # ops: events/hooks/webhook, Prometheus metrics, doctor
 liblexfs_a_SOURCES += src/events.c src/events.h src/metrics.c src/metrics.h \
 	src/doctor.c src/doctor.h src/sdnotify.c src/sdnotify.h src/opsrt.c src/opsrt.h
