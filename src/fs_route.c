@@ -16,7 +16,10 @@
  * (libfuse then passes NULL), so the backend of a handle cannot come from the
  * path: open, create and opendir wrap the backend's fi->fh in a struct route_fh
  * that names the backend, and every call on a handle unwraps it for the length of
- * the call. The root's own directory handle is fh 0.
+ * the call. The root's own directory handle is fh 0. The router keeps its
+ * wrappers on a list, because at unmount the kernel may drop RELEASEs still
+ * queued: route_destroy frees what was never released (the fs layers free their
+ * own handles the same way).
  */
 #define FUSE_USE_VERSION 31
 #include "config.h"
@@ -24,6 +27,7 @@
 #include <errno.h>
 #include <fuse.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,19 +49,52 @@ struct route_be {
 	struct fs *fs; /* owned */
 };
 
+/* fi->fh of a handle the router gave out. */
+struct route_fh {
+	struct route_be *be;
+	uint64_t fh;		      /* the backend's own fi->fh */
+	struct route_fh *prev, *next; /* route->handles, under route->lock */
+};
+
 struct route {
 	struct route_conf conf;
 	const struct fuse_operations *inner; /* fs_operations() */
 	struct timespec start;
 	struct route_be *be; /* in the order added; fixed once the mount runs */
 	size_t n;
+
+	pthread_mutex_t lock;	  /* guards handles */
+	struct route_fh *handles; /* every wrapper not yet released */
 };
 
-/* fi->fh of a handle the router gave out. */
-struct route_fh {
-	struct route_be *be;
-	uint64_t fh; /* the backend's own fi->fh */
-};
+/* A wrapper for the backend's handle now in fi->fh; fi->fh becomes the wrapper. */
+static void fh_wrap(struct route *r, struct route_fh *h, struct route_be *be,
+		    struct fuse_file_info *fi)
+{
+	h->be = be;
+	h->fh = fi->fh;
+	h->prev = NULL;
+	pthread_mutex_lock(&r->lock);
+	h->next = r->handles;
+	if (r->handles)
+		r->handles->prev = h;
+	r->handles = h;
+	pthread_mutex_unlock(&r->lock);
+	fi->fh = (uintptr_t)h;
+}
+
+static void fh_free(struct route *r, struct route_fh *h)
+{
+	pthread_mutex_lock(&r->lock);
+	if (h->prev)
+		h->prev->next = h->next;
+	else
+		r->handles = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	pthread_mutex_unlock(&r->lock);
+	free(h);
+}
 
 /* What one call goes to: a backend and the path within it. */
 struct target {
@@ -346,9 +383,7 @@ static int route_opendir(const char *path, struct fuse_file_info *fi)
 		free(h);
 		return rc;
 	}
-	h->be = t.be;
-	h->fh = fi->fh;
-	fi->fh = (uintptr_t)h;
+	fh_wrap(r, h, t.be, fi);
 	return 0;
 }
 
@@ -389,7 +424,7 @@ static int route_releasedir(const char *path, struct fuse_file_info *fi)
 		rc = r->inner->releasedir(t.path, t.fi);
 		target_put(r, &t);
 	}
-	free(h);
+	fh_free(r, h);
 	fi->fh = 0;
 	return rc;
 }
@@ -448,9 +483,7 @@ static int open_common(const char *path, mode_t mode, struct fuse_file_info *fi,
 		free(h);
 		return rc;
 	}
-	h->be = t.be;
-	h->fh = fi->fh;
-	fi->fh = (uintptr_t)h;
+	fh_wrap(r, h, t.be, fi);
 	return 0;
 }
 
@@ -537,7 +570,7 @@ static int route_release(const char *path, struct fuse_file_info *fi)
 		return rc;
 	rc = r->inner->release(t.path, t.fi);
 	target_put(r, &t);
-	free(h);
+	fh_free(r, h);
 	fi->fh = 0;
 	return rc;
 }
@@ -851,6 +884,10 @@ int route_create(const struct route_conf *conf, struct route **out)
 	*out = NULL;
 	if (!r)
 		return -ENOMEM;
+	if (pthread_mutex_init(&r->lock, NULL)) {
+		free(r);
+		return -ENOMEM;
+	}
 	r->conf = *conf;
 	r->inner = fs_operations();
 	clock_gettime(CLOCK_REALTIME, &r->start);
@@ -891,11 +928,18 @@ void route_destroy(struct route *r)
 {
 	if (!r)
 		return;
+	while (r->handles) {
+		struct route_fh *h = r->handles;
+
+		r->handles = h->next;
+		free(h);
+	}
 	while (r->n > 0) {
 		r->n--;
 		fs_destroy(r->be[r->n].fs);
 		free(r->be[r->n].name);
 	}
 	free(r->be);
+	pthread_mutex_destroy(&r->lock);
 	free(r);
 }

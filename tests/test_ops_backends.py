@@ -269,6 +269,16 @@ def test_metrics_server_serves_every_backend(multi, mounter):
     assert {dict(ls).get("backend") for n, ls in s if n == "lexfs_backend_up"} == set(NAMES)
 
 
+def test_periodic_health_per_backend(multi, mounter):
+    m = multi.mount(mounter, opts=["health_interval=1"])
+    wait_for(lambda: all(b["health"]["checks"] >= 2 for b in stats(m)["backends"].values()),
+             30, "two health checks of every backend")
+    s = stats(m)
+    assert s["health"]["state"] == "ok"
+    assert {n: b["health"]["state"] for n, b in s["backends"].items()} == \
+        {n: "ok" for n in NAMES}
+
+
 def test_events_name_their_backend(multi, mounter, tmp_path):
     log = tmp_path / "events.log"
     m = multi.mount(mounter, opts=["events_log=%s" % log])
