@@ -7,11 +7,11 @@
  *   groups[i]    storage.<driver>.<key>   one per group seen (file or env)
  *   cfg->drv     the chosen driver's group + the source's setting + unowned -o keys
  *
- *   backends[i]  storage.backends entry i  its name, driver, prefix and driver group,
- *                                          as read; checked once the file is in
+ *   b[i]         storage.backends entry i  its name, driver, prefix and driver group,
+ *                                          as read (src/conf_backends.c)
  *
  * Then one validation pass turns `top` into typed fields; a key of `top` nobody
- * read is unknown and an error; each backends[i] becomes a struct lexfs_backend.
+ * read is unknown and an error; each b[i] becomes a struct lexfs_backend.
  */
 #include "config.h"
 
@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "src/conf.h"
+#include "src/conf_int.h"
 #include "src/log.h"
 #include "src/source.h"
 
@@ -168,7 +169,7 @@ static const struct {
     {NULL, NULL},
 };
 
-static bool in_list(const char *const *list, const char *s)
+bool conf_in_list(const char *const *list, const char *s)
 {
 	size_t i;
 
@@ -181,21 +182,7 @@ static bool in_list(const char *const *list, const char *s)
 
 bool config_is_mount_key(const char *key)
 {
-	return in_list(mount_keys, key);
-}
-
-bool config_backend_name_ok(const char *name)
-{
-	size_t i;
-
-	if (!islower((unsigned char)name[0]) && !isdigit((unsigned char)name[0]))
-		return false;
-	for (i = 1; name[i] != '\0'; i++) {
-		if (!islower((unsigned char)name[i]) && !isdigit((unsigned char)name[i]) &&
-		    name[i] != '_' && name[i] != '-')
-			return false;
-	}
-	return i <= LEXFS_BACKEND_NAME_MAX;
+	return conf_in_list(mount_keys, key);
 }
 
 bool config_is_placeholder_secret(const char *value)
@@ -253,10 +240,7 @@ bool config_is_loopback(const char *s)
 	return false;
 }
 
-static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
+int conf_fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -270,29 +254,6 @@ static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
 
 /* ---- the merge ------------------------------------------------------------ */
 
-struct group {
-	char *name;
-	struct settings s;
-};
-
-/* One storage.backends entry as the file spells it. */
-struct raw_backend {
-	char *origin;	      /* "FILE:LINE" of its group */
-	struct settings keys; /* name, driver, prefix */
-	char *group;	      /* the name of its driver group; NULL: none */
-	char *group_at;	      /* "FILE:LINE" of that group */
-	struct settings drv;  /* that group's values */
-};
-
-struct merge {
-	struct settings top;
-	struct group *g;
-	size_t ng;
-	struct raw_backend *b;
-	size_t nb;
-	char *backends_at; /* "FILE:LINE" of storage.backends; NULL: none */
-};
-
 static void merge_free(struct merge *m)
 {
 	size_t i;
@@ -303,15 +264,7 @@ static void merge_free(struct merge *m)
 		settings_free(&m->g[i].s);
 	}
 	free(m->g);
-	for (i = 0; i < m->nb; i++) {
-		free(m->b[i].origin);
-		settings_free(&m->b[i].keys);
-		free(m->b[i].group);
-		free(m->b[i].group_at);
-		settings_free(&m->b[i].drv);
-	}
-	free(m->b);
-	free(m->backends_at);
+	conf_raw_backends_free(m);
 }
 
 static struct settings *group_get(struct merge *m, const char *name, bool create)
@@ -336,7 +289,7 @@ static struct settings *group_get(struct merge *m, const char *name, bool create
 	return &m->g[m->ng++].s;
 }
 
-static bool valid_name(const char *s)
+bool conf_valid_name(const char *s)
 {
 	if (*s == '\0')
 		return false;
@@ -371,18 +324,10 @@ static int scalar_text(const config_setting_t *st, char *buf, size_t len)
 	}
 }
 
-struct file_ctx {
-	const char *path;
-	struct merge *m;
-	char secret_at[160]; /* the first secret key seen, "storage.s3.secret_key, line 4" */
-	char *errbuf;
-	size_t errlen;
-};
-
 /* One scalar of the file into dst. `where` is what precedes the key when messages
  * name it: "storage.", "storage.s3." or "storage.backends entry 2: s3.". */
-static int file_value(struct file_ctx *fc, struct settings *dst, const char *where,
-		      const config_setting_t *st)
+int conf_file_value(struct file_ctx *fc, struct settings *dst, const char *where,
+		    const config_setting_t *st)
 {
 	const char *name = config_setting_name(st);
 	int line = config_setting_source_line(st);
@@ -391,120 +336,19 @@ static int file_value(struct file_ctx *fc, struct settings *dst, const char *whe
 	int rc;
 
 	snprintf(origin, sizeof(origin), "%s:%d", fc->path, line);
-	if (!valid_name(name))
-		return fail(fc->errbuf, fc->errlen, -EINVAL,
-			    "%s: key '%s' must be lower case (letters, digits, '_')", origin, name);
+	if (!conf_valid_name(name))
+		return conf_fail(fc->errbuf, fc->errlen, -EINVAL,
+				 "%s: key '%s' must be lower case (letters, digits, '_')", origin,
+				 name);
 	if (scalar_text(st, value, sizeof(value)) < 0)
-		return fail(fc->errbuf, fc->errlen, -EINVAL,
-			    "%s: %s%s must be a single value, not a group or list", origin, where,
-			    name);
+		return conf_fail(fc->errbuf, fc->errlen, -EINVAL,
+				 "%s: %s%s must be a single value, not a group or list", origin,
+				 where, name);
 	if (settings_key_is_secret(name) && fc->secret_at[0] == '\0')
 		snprintf(fc->secret_at, sizeof(fc->secret_at), "%s%s, line %d", where, name, line);
 	rc = settings_set(dst, name, value, origin);
 	if (rc < 0)
-		return fail(fc->errbuf, fc->errlen, rc, "out of memory");
-	return 0;
-}
-
-/* One entry of storage.backends: scalars name, driver, prefix and at most one
- * group, the driver's settings. What they mean is checked in backends_check, once
- * plugin_dir (a mount-wide key that may come later or from -o) is known. */
-static int walk_backend(struct file_ctx *fc, const config_setting_t *el, unsigned idx,
-			struct raw_backend *rb)
-{
-	static const char *const keys[] = {"name", "driver", "prefix", NULL};
-	char origin[PATH_MAX + 32], where[64];
-	int j, k, n, m, rc;
-
-	snprintf(origin, sizeof(origin), "%s:%d", fc->path, config_setting_source_line(el));
-	rb->origin = strdup(origin);
-	if (rb->origin == NULL)
-		return fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
-	if (config_setting_type(el) != CONFIG_TYPE_GROUP)
-		return fail(fc->errbuf, fc->errlen, -EINVAL,
-			    "%s: storage.backends entry %u must be a group: "
-			    "{ name = \"photos\"; driver = \"s3\"; s3 = { ... }; }",
-			    origin, idx + 1);
-	n = config_setting_length(el);
-	for (j = 0; j < n; j++) {
-		const config_setting_t *st = config_setting_get_elem(el, (unsigned)j);
-		const char *name = config_setting_name(st);
-		int line = config_setting_source_line(st);
-
-		if (config_setting_type(st) == CONFIG_TYPE_GROUP) {
-			if (rb->group != NULL)
-				return fail(fc->errbuf, fc->errlen, -EINVAL,
-					    "%s:%d: storage.backends entry %u has two driver "
-					    "groups (%s and %s): one backend has one driver",
-					    fc->path, line, idx + 1, rb->group, name);
-			if (!valid_name(name))
-				return fail(fc->errbuf, fc->errlen, -EINVAL,
-					    "%s:%d: group name '%s' must be lower case", fc->path,
-					    line, name);
-			snprintf(origin, sizeof(origin), "%s:%d", fc->path, line);
-			rb->group = strdup(name);
-			rb->group_at = strdup(origin);
-			if (rb->group == NULL || rb->group_at == NULL)
-				return fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
-			snprintf(where, sizeof(where), "storage.backends entry %u: %s.", idx + 1,
-				 name);
-			m = config_setting_length(st);
-			for (k = 0; k < m; k++) {
-				rc = file_value(fc, &rb->drv, where,
-						config_setting_get_elem(st, (unsigned)k));
-				if (rc < 0)
-					return rc;
-			}
-			continue;
-		}
-		if (!in_list(keys, name))
-			return fail(fc->errbuf, fc->errlen, -EINVAL,
-				    "%s:%d: unknown key '%s' in storage.backends entry %u (a "
-				    "backend takes name, driver, prefix and a group of its "
-				    "driver's settings; mount-wide settings such as cache_size "
-				    "live in storage)",
-				    fc->path, line, name, idx + 1);
-		snprintf(where, sizeof(where), "storage.backends entry %u: ", idx + 1);
-		rc = file_value(fc, &rb->keys, where, st);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-static int walk_backends(struct file_ctx *fc, const config_setting_t *list)
-{
-	int line = config_setting_source_line(list);
-	char at[PATH_MAX + 32];
-	unsigned i, n;
-	int rc;
-
-	snprintf(at, sizeof(at), "%s:%d", fc->path, line);
-	if (config_setting_type(list) != CONFIG_TYPE_LIST)
-		return fail(fc->errbuf, fc->errlen, -EINVAL,
-			    "%s: storage.backends must be a list of groups: backends = ( { name "
-			    "= \"photos\"; driver = \"s3\"; s3 = { ... }; }, ... );",
-			    at);
-	n = (unsigned)config_setting_length(list);
-	if (n == 0)
-		return fail(fc->errbuf, fc->errlen, -EINVAL,
-			    "%s: storage.backends is empty: name at least one backend, or "
-			    "remove it",
-			    at);
-	fc->m->backends_at = strdup(at);
-	fc->m->b = calloc(n, sizeof(*fc->m->b));
-	if (fc->m->backends_at == NULL || fc->m->b == NULL)
-		return fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
-	for (i = 0; i < n; i++) {
-		struct raw_backend *rb = &fc->m->b[i];
-
-		settings_init(&rb->keys);
-		settings_init(&rb->drv);
-		fc->m->nb = i + 1;
-		rc = walk_backend(fc, config_setting_get_elem(list, i), i, rb);
-		if (rc < 0)
-			return rc;
-	}
+		return conf_fail(fc->errbuf, fc->errlen, rc, "out of memory");
 	return 0;
 }
 
@@ -520,7 +364,7 @@ static int walk_storage(struct file_ctx *fc, const config_setting_t *storage)
 		int line = config_setting_source_line(st);
 
 		if (strcmp(name, "backends") == 0) {
-			rc = walk_backends(fc, st);
+			rc = conf_walk_backends(fc, st);
 			if (rc < 0)
 				return rc;
 			continue;
@@ -529,24 +373,24 @@ static int walk_storage(struct file_ctx *fc, const config_setting_t *storage)
 			struct settings *g;
 			int m;
 
-			if (!valid_name(name))
-				return fail(fc->errbuf, fc->errlen, -EINVAL,
-					    "%s:%d: group name '%s' must be lower case", fc->path,
-					    line, name);
+			if (!conf_valid_name(name))
+				return conf_fail(fc->errbuf, fc->errlen, -EINVAL,
+						 "%s:%d: group name '%s' must be lower case",
+						 fc->path, line, name);
 			g = group_get(fc->m, name, true);
 			if (g == NULL)
-				return fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
+				return conf_fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
 			snprintf(where, sizeof(where), "storage.%s.", name);
 			m = config_setting_length(st);
 			for (j = 0; j < m; j++) {
-				rc = file_value(fc, g, where,
-						config_setting_get_elem(st, (unsigned)j));
+				rc = conf_file_value(fc, g, where,
+						     config_setting_get_elem(st, (unsigned)j));
 				if (rc < 0)
 					return rc;
 			}
 			continue;
 		}
-		rc = file_value(fc, &fc->m->top, "storage.", st);
+		rc = conf_file_value(fc, &fc->m->top, "storage.", st);
 		if (rc < 0)
 			return rc;
 	}
@@ -570,22 +414,23 @@ static int read_file(const char *path, bool must_exist, struct merge *m, char *e
 		rc = -errno;
 		if (rc == -ENOENT && !must_exist)
 			return 1;
-		return fail(errbuf, errlen, rc, "cannot read config file %s: %s", path,
-			    strerror(-rc));
+		return conf_fail(errbuf, errlen, rc, "cannot read config file %s: %s", path,
+				 strerror(-rc));
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		return fail(errbuf, errlen, -EINVAL, "config file %s is not a regular file", path);
+		return conf_fail(errbuf, errlen, -EINVAL, "config file %s is not a regular file",
+				 path);
 	}
 	fp = fdopen(fd, "r");
 	if (fp == NULL) {
 		close(fd);
-		return fail(errbuf, errlen, -ENOMEM, "out of memory");
+		return conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 	}
 	config_init(&c);
 	if (config_read(&c, fp) != CONFIG_TRUE) {
-		rc = fail(errbuf, errlen, -EINVAL, "%s:%d: %s", path, config_error_line(&c),
-			  config_error_text(&c));
+		rc = conf_fail(errbuf, errlen, -EINVAL, "%s:%d: %s", path, config_error_line(&c),
+			       config_error_text(&c));
 		goto out;
 	}
 	root = config_root_setting(&c);
@@ -595,10 +440,10 @@ static int read_file(const char *path, bool must_exist, struct merge *m, char *e
 		const char *name = config_setting_name(st);
 
 		if (strcmp(name, "storage") != 0 || config_setting_type(st) != CONFIG_TYPE_GROUP) {
-			rc = fail(errbuf, errlen, -EINVAL,
-				  "%s:%d: unknown key '%s' (every setting lives in the group "
-				  "storage = { ... })",
-				  path, config_setting_source_line(st), name);
+			rc = conf_fail(errbuf, errlen, -EINVAL,
+				       "%s:%d: unknown key '%s' (every setting lives in the group "
+				       "storage = { ... })",
+				       path, config_setting_source_line(st), name);
 			goto out;
 		}
 		rc = walk_storage(&fc, st);
@@ -606,10 +451,10 @@ static int read_file(const char *path, bool must_exist, struct merge *m, char *e
 			goto out;
 	}
 	if (fc.secret_at[0] != '\0' && (sb.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH))) {
-		rc = fail(errbuf, errlen, -EACCES,
-			  "config file %s holds a secret (%s) but group or others may read it "
-			  "(mode %04o): run chmod 600 %s",
-			  path, fc.secret_at, (unsigned)(sb.st_mode & 07777), path);
+		rc = conf_fail(errbuf, errlen, -EACCES,
+			       "config file %s holds a secret (%s) but group or others may read it "
+			       "(mode %04o): run chmod 600 %s",
+			       path, fc.secret_at, (unsigned)(sb.st_mode & 07777), path);
 		goto out;
 	}
 out:
@@ -634,7 +479,8 @@ static int read_env(char *const *env, struct merge *m, char *errbuf, size_t errl
 			continue;
 		nlen = (size_t)(eq - *e);
 		if (nlen >= sizeof(name))
-			return fail(errbuf, errlen, -EINVAL, "environment variable name too long");
+			return conf_fail(errbuf, errlen, -EINVAL,
+					 "environment variable name too long");
 		memcpy(name, *e, nlen);
 		name[nlen] = '\0';
 		snprintf(origin, sizeof(origin), "env %s", name);
@@ -645,24 +491,29 @@ static int read_env(char *const *env, struct merge *m, char *errbuf, size_t errl
 		dst = &m->top;
 		if (dsep != NULL) {
 			*dsep = '\0';
-			if (!valid_name(key))
-				return fail(errbuf, errlen, -EINVAL,
-					    "%s: '%s' is not a driver name", origin, key);
+			if (!conf_valid_name(key))
+				return conf_fail(errbuf, errlen, -EINVAL,
+						 "%s: '%s' is not a driver name", origin, key);
 			dst = group_get(m, key, true);
 			if (dst == NULL)
-				return fail(errbuf, errlen, -ENOMEM, "out of memory");
+				return conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 			key = dsep + 2;
 			if (strstr(key, "__") != NULL)
-				return fail(errbuf, errlen, -EINVAL,
-					    "%s: nests too deep (LEX_STORAGE__<DRIVER>__<KEY>)",
-					    origin);
+				return conf_fail(
+				    errbuf, errlen, -EINVAL,
+				    "%s: nests too deep (LEX_STORAGE__<DRIVER>__<KEY>)", origin);
 		}
-		if (!valid_name(key))
-			return fail(errbuf, errlen, -EINVAL, "%s: '%s' is not a valid key", origin,
-				    key);
+		if (!conf_valid_name(key))
+			return conf_fail(errbuf, errlen, -EINVAL, "%s: '%s' is not a valid key",
+					 origin, key);
+		if (dst == &m->top && strcmp(key, "backends") == 0)
+			return conf_fail(errbuf, errlen, -EINVAL,
+					 "%s: named backends are set only in the config file "
+					 "(storage.backends = ( ... ))",
+					 origin);
 		rc = settings_set(dst, key, eq + 1, origin);
 		if (rc < 0)
-			return fail(errbuf, errlen, rc, "out of memory");
+			return conf_fail(errbuf, errlen, rc, "out of memory");
 	}
 	return 0;
 }
@@ -740,14 +591,15 @@ static int rd_path(struct reader *r, const char *key, char **out)
 		return 0;
 	*out = absolute(v);
 	if (*out == NULL)
-		return fail(r->errbuf, r->errlen, -ENOMEM, "%s: cannot make '%s' absolute", key, v);
+		return conf_fail(r->errbuf, r->errlen, -ENOMEM, "%s: cannot make '%s' absolute",
+				 key, v);
 	return 0;
 }
 
 static int rd_bad(struct reader *r, const char *key, const char *what)
 {
-	return fail(r->errbuf, r->errlen, -EINVAL, "option %s (from %s): %s", key,
-		    settings_origin(r->top, key), what);
+	return conf_fail(r->errbuf, r->errlen, -EINVAL, "option %s (from %s): %s", key,
+			 settings_origin(r->top, key), what);
 }
 
 static int rd_double(struct reader *r, const char *key, double dflt, double max, double *out)
@@ -947,8 +799,9 @@ static int validate_top(struct settings *top, struct lexfs_config *cfg, char *er
 
 	for (i = 0; i < top->n; i++) {
 		if (!top->v[i].used)
-			return fail(errbuf, errlen, -EINVAL, "unknown key storage.%s (from %s)",
-				    top->v[i].key, top->v[i].origin);
+			return conf_fail(errbuf, errlen, -EINVAL,
+					 "unknown key storage.%s (from %s)", top->v[i].key,
+					 top->v[i].origin);
 	}
 	return 0;
 #undef TRY
@@ -956,8 +809,8 @@ static int validate_top(struct settings *top, struct lexfs_config *cfg, char *er
 
 /* Placeholder secrets of one backend (driver + its settings) are refused unless
  * the endpoint is loopback. */
-static int check_secrets(const char *driver, const struct settings *drv, char *const *env,
-			 char *errbuf, size_t errlen)
+int conf_check_secrets(const char *driver, const struct settings *drv, char *const *env,
+		       char *errbuf, size_t errlen)
 {
 	const char *endpoint = NULL;
 	bool loopback;
@@ -990,16 +843,17 @@ static int check_secrets(const char *driver, const struct settings *drv, char *c
 		if (strcmp(env_secrets[i].driver, driver) != 0)
 			continue;
 		if (val != NULL && config_is_placeholder_secret(val))
-			return fail(errbuf, errlen, -EACCES,
-				    "environment variable %s is a well-known placeholder, not a "
-				    "real credential: set the real one",
-				    env_secrets[i].name);
+			return conf_fail(
+			    errbuf, errlen, -EACCES,
+			    "environment variable %s is a well-known placeholder, not a "
+			    "real credential: set the real one",
+			    env_secrets[i].name);
 	}
 	for (i = 0; i < drv->n; i++) {
 		const struct setting *it = &drv->v[i];
 
 		if (it->secret && config_is_placeholder_secret(it->value))
-			return fail(
+			return conf_fail(
 			    errbuf, errlen, -EACCES,
 			    "%s (from %s) is a well-known placeholder, not a real "
 			    "credential: set the real one (placeholders are accepted only when "
@@ -1024,7 +878,7 @@ static int append_opt(char **list, const char *opt)
 }
 
 /* A prefix from the file or -o is checked like a source's. *out: "" or "a/b/". */
-static int parse_prefix(const char *v, const char *origin, char **out, char *errbuf, size_t errlen)
+int conf_parse_prefix(const char *v, const char *origin, char **out, char *errbuf, size_t errlen)
 {
 	struct lexfs_source ps = {0};
 	char text[PATH_MAX];
@@ -1033,7 +887,7 @@ static int parse_prefix(const char *v, const char *origin, char **out, char *err
 	*out = NULL;
 	if (v == NULL || v[0] == '\0') {
 		*out = strdup("");
-		return *out ? 0 : fail(errbuf, errlen, -ENOMEM, "out of memory");
+		return *out ? 0 : conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 	}
 	snprintf(text, sizeof(text), "s3://bucket/%s", v);
 	rc = source_parse(text, &ps, errbuf, errlen);
@@ -1043,13 +897,13 @@ static int parse_prefix(const char *v, const char *origin, char **out, char *err
 	}
 	source_free(&ps);
 	if (rc < 0)
-		return fail(errbuf, errlen, rc, "prefix (from %s): '%s' is not a valid key prefix",
-			    origin, v);
+		return conf_fail(errbuf, errlen, rc,
+				 "prefix (from %s): '%s' is not a valid key prefix", origin, v);
 	return 0;
 }
 
 /* Paths in driver settings are made absolute now: the daemon later runs in /. */
-static int absolute_paths(struct settings *drv)
+int conf_absolute_paths(struct settings *drv)
 {
 	size_t i;
 
@@ -1082,10 +936,10 @@ static int single_backend(struct merge *m, const struct config_input *in,
 	cfg->driver = strdup(v && v[0] ? v : "local");
 	if (cfg->driver == NULL)
 		goto nomem;
-	if (!valid_name(cfg->driver))
-		return fail(errbuf, errlen, -EINVAL,
-			    "storage.driver (from %s): '%s' is not a driver name",
-			    settings_origin(&m->top, "driver"), cfg->driver);
+	if (!conf_valid_name(cfg->driver))
+		return conf_fail(errbuf, errlen, -EINVAL,
+				 "storage.driver (from %s): '%s' is not a driver name",
+				 settings_origin(&m->top, "driver"), cfg->driver);
 	v = settings_get(&m->top, "plugin_dir");
 	rc = source_check_driver(cfg->driver, v, errbuf, errlen);
 	if (rc < 0) {
@@ -1093,13 +947,13 @@ static int single_backend(struct merge *m, const struct config_input *in,
 			char msg[512];
 
 			snprintf(msg, sizeof(msg), "%s", errbuf);
-			fail(errbuf, errlen, rc, "%s (storage.driver from %s)", msg,
-			     settings_origin(&m->top, "driver"));
+			conf_fail(errbuf, errlen, rc, "%s (storage.driver from %s)", msg,
+				  settings_origin(&m->top, "driver"));
 		}
 		return rc;
 	}
 	v = settings_get(&m->top, "prefix");
-	rc = parse_prefix(v, settings_origin(&m->top, "prefix"), &cfg->prefix, errbuf, errlen);
+	rc = conf_parse_prefix(v, settings_origin(&m->top, "prefix"), &cfg->prefix, errbuf, errlen);
 	if (rc < 0)
 		return rc;
 
@@ -1113,7 +967,7 @@ static int single_backend(struct merge *m, const struct config_input *in,
 		if (settings_set(&cfg->drv, src->setting_key, src->setting_val, origin) < 0)
 			goto nomem;
 	}
-	if (settings_copy(&cfg->drv, opt_drv) < 0 || absolute_paths(&cfg->drv) < 0)
+	if (settings_copy(&cfg->drv, opt_drv) < 0 || conf_absolute_paths(&cfg->drv) < 0)
 		goto nomem;
 	if (strcmp(cfg->driver, "local") == 0 && !settings_has(&cfg->drv, "root_dir")) {
 		char *abs = absolute("storage");
@@ -1127,152 +981,7 @@ static int single_backend(struct merge *m, const struct config_input *in,
 	}
 	return 0;
 nomem:
-	return fail(errbuf, errlen, -ENOMEM, "out of memory");
-}
-
-/* With storage.backends, what would configure the single backend is an error: it
- * would apply to no backend, or silently to all. */
-static int refuse_single_keys(struct merge *m, const struct settings *opt_drv, char *errbuf,
-			      size_t errlen)
-{
-	static const char *const single[] = {"driver", "prefix", NULL};
-	size_t i;
-
-	for (i = 0; single[i] != NULL; i++) {
-		if (settings_has(&m->top, single[i]))
-			return fail(errbuf, errlen, -EINVAL,
-				    "storage.%s (from %s) and storage.backends (%s) exclude each "
-				    "other: set %s in each backend",
-				    single[i], settings_origin(&m->top, single[i]), m->backends_at,
-				    single[i]);
-	}
-	for (i = 0; i < m->ng; i++) {
-		if (strcmp(m->g[i].name, "events") == 0 || m->g[i].s.n == 0)
-			continue;
-		return fail(errbuf, errlen, -EINVAL,
-			    "storage.%s.%s (from %s): with storage.backends (%s), driver "
-			    "settings go in each backend's group "
-			    "(backends = ( { name = ...; driver = \"%s\"; %s = { ... }; } ))",
-			    m->g[i].name, m->g[i].s.v[0].key, m->g[i].s.v[0].origin, m->backends_at,
-			    m->g[i].name, m->g[i].name);
-	}
-	if (opt_drv->n > 0)
-		return fail(errbuf, errlen, -EINVAL,
-			    "unknown option %s (from %s): with storage.backends (%s), driver "
-			    "settings go in each backend's group of the file",
-			    opt_drv->v[0].key, opt_drv->v[0].origin, m->backends_at);
-	return 0;
-}
-
-static void backends_free(struct lexfs_config *cfg)
-{
-	size_t i;
-
-	for (i = 0; i < cfg->nbackends; i++) {
-		struct lexfs_backend *b = &cfg->backends[i];
-
-		free(b->name);
-		free(b->driver);
-		free(b->prefix);
-		settings_free(&b->drv);
-		free(b->origin);
-	}
-	free(cfg->backends);
-	cfg->backends = NULL;
-	cfg->nbackends = 0;
-}
-
-/* One raw storage.backends entry into b; the names before it are in prev[0..i). */
-static int backend_check(const struct raw_backend *rb, size_t i, const struct lexfs_backend *prev,
-			 const char *plugin_dir, char *const *env, struct lexfs_backend *b,
-			 char *errbuf, size_t errlen)
-{
-	const char *name, *driver;
-	char msg[512];
-	size_t j;
-	int rc;
-
-	b->origin = strdup(rb->origin);
-	if (b->origin == NULL)
-		goto nomem;
-	name = settings_get(&rb->keys, "name");
-	if (name == NULL)
-		return fail(errbuf, errlen, -EINVAL,
-			    "%s: storage.backends entry %zu has no name (name = \"photos\"; "
-			    "names its directory in the mount)",
-			    rb->origin, i + 1);
-	if (!config_backend_name_ok(name))
-		return fail(errbuf, errlen, -EINVAL,
-			    "%s: backend name '%s' is not a valid name: use a-z, 0-9, '-' and "
-			    "'_', starting with a letter or digit, at most %d bytes",
-			    settings_origin(&rb->keys, "name"), name, LEXFS_BACKEND_NAME_MAX);
-	for (j = 0; j < i; j++) {
-		if (strcmp(prev[j].name, name) == 0)
-			return fail(errbuf, errlen, -EINVAL,
-				    "%s: backend name '%s' is used twice (first at %s): each "
-				    "backend is a directory of its own",
-				    settings_origin(&rb->keys, "name"), name, prev[j].origin);
-	}
-	b->name = strdup(name);
-	if (b->name == NULL)
-		goto nomem;
-	driver = settings_get(&rb->keys, "driver");
-	if (driver == NULL || driver[0] == '\0')
-		return fail(errbuf, errlen, -EINVAL,
-			    "%s: backend %s has no driver (driver = \"s3\"; or local, memory, "
-			    "r2, gcs, azure)",
-			    rb->origin, name);
-	if (!valid_name(driver))
-		return fail(errbuf, errlen, -EINVAL, "%s: backend %s: '%s' is not a driver name",
-			    settings_origin(&rb->keys, "driver"), name, driver);
-	rc = source_check_driver(driver, plugin_dir, msg, sizeof(msg));
-	if (rc < 0)
-		return fail(errbuf, errlen, rc, "%s: backend %s: %s",
-			    settings_origin(&rb->keys, "driver"), name, msg);
-	b->driver = strdup(driver);
-	if (b->driver == NULL)
-		goto nomem;
-	if (rb->group != NULL && strcmp(rb->group, driver) != 0)
-		return fail(errbuf, errlen, -EINVAL,
-			    "%s: group '%s' of backend %s does not belong to its driver %s "
-			    "(name the group after the driver: %s = { ... })",
-			    rb->group_at, rb->group, name, driver, driver);
-	if (settings_copy(&b->drv, &rb->drv) < 0 || absolute_paths(&b->drv) < 0)
-		goto nomem;
-	rc = parse_prefix(settings_get(&rb->keys, "prefix"), settings_origin(&rb->keys, "prefix"),
-			  &b->prefix, errbuf, errlen);
-	if (rc < 0) {
-		snprintf(msg, sizeof(msg), "%s", errbuf);
-		return fail(errbuf, errlen, rc, "backend %s: %s", name, msg);
-	}
-	if (strcmp(driver, "local") == 0 && !settings_has(&b->drv, "root_dir"))
-		return fail(errbuf, errlen, -EINVAL,
-			    "%s: backend %s (driver local) needs local = { root_dir = \"...\"; } "
-			    "(a default directory shared by two backends would mix their files)",
-			    rb->origin, name);
-	return check_secrets(driver, &b->drv, env, errbuf, errlen);
-nomem:
-	return fail(errbuf, errlen, -ENOMEM, "out of memory");
-}
-
-static int backends_check(const struct merge *m, struct lexfs_config *cfg, char *const *env,
-			  char *errbuf, size_t errlen)
-{
-	size_t i;
-	int rc;
-
-	cfg->backends = calloc(m->nb, sizeof(*cfg->backends));
-	if (cfg->backends == NULL)
-		return fail(errbuf, errlen, -ENOMEM, "out of memory");
-	for (i = 0; i < m->nb; i++) {
-		settings_init(&cfg->backends[i].drv);
-		cfg->nbackends = i + 1;
-		rc = backend_check(&m->b[i], i, cfg->backends, cfg->plugin_dir, env,
-				   &cfg->backends[i], errbuf, errlen);
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
+	return conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 }
 
 int config_load(const struct config_input *in, struct lexfs_config *cfg, char *errbuf,
@@ -1300,7 +1009,7 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 	if (v != NULL && v[0] != '\0' && strcmp(v, "none") != 0) {
 		cfg->file = absolute(v);
 		if (cfg->file == NULL) {
-			rc = fail(errbuf, errlen, -ENOMEM, "out of memory");
+			rc = conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 			goto out;
 		}
 		rc = read_file(cfg->file, true, &m, errbuf, errlen);
@@ -1356,9 +1065,16 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 
 		if (strcmp(o->key, "config") == 0)
 			continue;
-		if (in_list(mount_noise, o->key) || strncmp(o->key, "x-", 2) == 0)
+		if (strcmp(o->key, "backends") == 0) {
+			rc = conf_fail(errbuf, errlen, -EINVAL,
+				       "%s: named backends are set only in the config file "
+				       "(storage.backends = ( ... ))",
+				       o->origin);
+			goto out;
+		}
+		if (conf_in_list(mount_noise, o->key) || strncmp(o->key, "x-", 2) == 0)
 			continue;
-		if (in_list(fuse_passthrough, o->key)) {
+		if (conf_in_list(fuse_passthrough, o->key)) {
 			char opt[1024];
 
 			if (o->value[0] != '\0' && strcmp(o->value, "true") != 0)
@@ -1366,8 +1082,8 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 			else
 				snprintf(opt, sizeof(opt), "%s", o->key);
 			if (strchr(opt, ',') != NULL) {
-				rc = fail(errbuf, errlen, -EINVAL, "option %s: value holds a ','",
-					  o->key);
+				rc = conf_fail(errbuf, errlen, -EINVAL,
+					       "option %s: value holds a ','", o->key);
 				goto out;
 			}
 			rc = append_opt(&cfg->fuse_opts, opt);
@@ -1381,7 +1097,7 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 	}
 
 	if (m.nb > 0 && in->source == NULL) {
-		rc = refuse_single_keys(&m, &opt_drv, errbuf, errlen);
+		rc = conf_refuse_single_keys(&m, &opt_drv, errbuf, errlen);
 		if (rc == 0) {
 			cfg->prefix = strdup("");
 			if (cfg->prefix == NULL)
@@ -1409,20 +1125,20 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 		goto out;
 	if (m.nb > 0) {
 		/* Checked even when a source overrides them: a broken file is broken. */
-		rc = backends_check(&m, cfg, in->env, errbuf, errlen);
+		rc = conf_backends_check(&m, cfg, in->env, errbuf, errlen);
 		if (rc < 0)
 			goto out;
 	}
 	if (cfg->nbackends > 0 && in->source != NULL) {
-		backends_free(cfg);
+		conf_backends_free(cfg);
 		cfg->backends_ignored = m.backends_at;
 		m.backends_at = NULL;
 	}
 	if (cfg->driver != NULL)
-		rc = check_secrets(cfg->driver, &cfg->drv, in->env, errbuf, errlen);
+		rc = conf_check_secrets(cfg->driver, &cfg->drv, in->env, errbuf, errlen);
 	goto out;
 nomem:
-	rc = fail(errbuf, errlen, -ENOMEM, "out of memory");
+	rc = conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 out:
 	source_free(&src);
 	settings_free(&opt_drv);
@@ -1439,11 +1155,12 @@ static int check_unused(const struct settings *drv, const char *driver, const ch
 		const struct setting *it = &drv->v[i];
 
 		if (!it->used)
-			return fail(errbuf, errlen, -EINVAL,
-				    "unknown option %s (from %s): the %s driver%s%s has no such "
-				    "setting",
-				    it->key, it->origin, driver, backend ? " of backend " : "",
-				    backend ? backend : "");
+			return conf_fail(
+			    errbuf, errlen, -EINVAL,
+			    "unknown option %s (from %s): the %s driver%s%s has no such "
+			    "setting",
+			    it->key, it->origin, driver, backend ? " of backend " : "",
+			    backend ? backend : "");
 	}
 	return 0;
 }
@@ -1466,7 +1183,7 @@ void config_free(struct lexfs_config *cfg)
 	free(cfg->driver);
 	free(cfg->prefix);
 	settings_free(&cfg->drv);
-	backends_free(cfg);
+	conf_backends_free(cfg);
 	free(cfg->backends_ignored);
 	free(cfg->cache_dir);
 	free(cfg->trace);

@@ -13,6 +13,7 @@ liblexfs_a_SOURCES += src/gcs_sign.c src/gcs_sign.h
 liblexfs_a_SOURCES += src/gcs_auth.c src/gcs_auth.h
 # cli: configuration, mount sources, the daemon's main()
 liblexfs_a_SOURCES += src/conf.c src/conf.h src/source.c src/source.h
+liblexfs_a_SOURCES += src/conf_backends.c src/conf_int.h
 bin_PROGRAMS += lexfs
 lexfs_SOURCES = src/main.c
 lexfs_LDADD = $(LEXFS_LIBS)

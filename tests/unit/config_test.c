@@ -551,6 +551,23 @@ static void test_backends_errors(void)
 	}
 }
 
+/* The environment and -o cannot spell a list: backends come from the file. */
+static void test_backends_only_in_file(void)
+{
+	struct lexfs_config cfg;
+	char err[512];
+	char *env[] = {"LEX_STORAGE__BACKENDS=a", NULL}, *none[] = {NULL};
+	const char *o[] = {"backends=a", NULL};
+
+	CHECK_INT(load(NULL, 0600, env, NULL, NULL, &cfg, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "env LEX_STORAGE__BACKENDS: named backends are set only in the "
+			  "config file") != NULL);
+	config_free(&cfg);
+	CHECK_INT(load(NULL, 0600, none, o, NULL, &cfg, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "-o backends: named backends") != NULL);
+	config_free(&cfg);
+}
+
 /* A mount source wins over storage.backends; the backends are checked anyway. */
 static void test_backends_source(void)
 {
@@ -629,6 +646,7 @@ int main(void)
 	test_paths_absolute();
 	test_backends();
 	test_backends_errors();
+	test_backends_only_in_file();
 	test_backends_source();
 	test_backends_secrets();
 	snprintf(path, sizeof(path), "%s/lexfs.conf", dir);
