@@ -295,6 +295,21 @@ def test_events_name_their_backend(multi, mounter, tmp_path):
     assert all(e["bucket"] == str(multi.root) for e in events if e["backend"] == "docs")
 
 
+def test_sigusr1_reopens_every_backends_event_log(multi, mounter, tmp_path):
+    log = tmp_path / "events.log"
+    m = multi.mount(mounter, opts=["events_log=%s" % log])
+    Path(m.path, "docs", "one").write_bytes(b"1")
+    wait_for(lambda: log.exists() and '"key":"one"' in log.read_text(), 15, "first event")
+    os.rename(log, tmp_path / "events.log.1")
+    m.proc.send_signal(signal.SIGUSR1)
+    wait_for(lambda: "log files reopened" in m.log, 15, "the reopen")
+    Path(m.path, "docs", "two").write_bytes(b"2")
+    Path(m.path, "scratch", "three").write_bytes(b"3")
+    wait_for(lambda: log.exists() and '"key":"two"' in log.read_text() and
+             '"key":"three"' in log.read_text(), 15, "both backends in the new log")
+    assert '"key":"one"' not in log.read_text()
+
+
 def test_root_controls(mm):
     """invalidate at the root goes to every backend; a control belongs on a backend's
     directory, not on the root."""
