@@ -180,14 +180,12 @@ static int target_get(struct route *r, const char *path, struct fuse_file_info *
 	return 0;
 }
 
+/* The backend's operations set fi->fh only in open, create and opendir, which
+ * wrap it themselves: nothing to write back into the (shared) route_fh here. */
 static void target_put(struct route *r, struct target *t)
 {
-	if (t->fi) {
-		struct route_fh *h = (struct route_fh *)(uintptr_t)t->saved_fh;
-
-		h->fh = t->fi->fh; /* as the backend left it */
+	if (t->fi)
 		t->fi->fh = t->saved_fh;
-	}
 	leave(r);
 }
 
