@@ -7,8 +7,11 @@
  *   groups[i]    storage.<driver>.<key>   one per group seen (file or env)
  *   cfg->drv     the chosen driver's group + the source's setting + unowned -o keys
  *
+ *   b[i]         storage.backends entry i  its name, driver, prefix and driver group,
+ *                                          as read (src/conf_backends.c)
+ *
  * Then one validation pass turns `top` into typed fields; a key of `top` nobody
- * read is unknown and an error.
+ * read is unknown and an error; each b[i] becomes a struct lexfs_backend.
  */
 #include "config.h"
 
@@ -27,6 +30,7 @@
 #include <unistd.h>
 
 #include "src/conf.h"
+#include "src/conf_int.h"
 #include "src/log.h"
 #include "src/source.h"
 
@@ -165,7 +169,7 @@ static const struct {
     {NULL, NULL},
 };
 
-static bool in_list(const char *const *list, const char *s)
+bool conf_in_list(const char *const *list, const char *s)
 {
 	size_t i;
 
@@ -178,7 +182,7 @@ static bool in_list(const char *const *list, const char *s)
 
 bool config_is_mount_key(const char *key)
 {
-	return in_list(mount_keys, key);
+	return conf_in_list(mount_keys, key);
 }
 
 bool config_is_placeholder_secret(const char *value)
@@ -236,10 +240,7 @@ bool config_is_loopback(const char *s)
 	return false;
 }
 
-static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
+int conf_fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -253,17 +254,6 @@ static int fail(char *errbuf, size_t errlen, int rc, const char *fmt, ...)
 
 /* ---- the merge ------------------------------------------------------------ */
 
-struct group {
-	char *name;
-	struct settings s;
-};
-
-struct merge {
-	struct settings top;
-	struct group *g;
-	size_t ng;
-};
-
 static void merge_free(struct merge *m)
 {
 	size_t i;
@@ -274,6 +264,7 @@ static void merge_free(struct merge *m)
 		settings_free(&m->g[i].s);
 	}
 	free(m->g);
+	conf_raw_backends_free(m);
 }
 
 static struct settings *group_get(struct merge *m, const char *name, bool create)
@@ -298,7 +289,7 @@ static struct settings *group_get(struct merge *m, const char *name, bool create
 	return &m->g[m->ng++].s;
 }
 
-static bool valid_name(const char *s)
+bool conf_valid_name(const char *s)
 {
 	if (*s == '\0')
 		return false;
@@ -333,16 +324,10 @@ static int scalar_text(const config_setting_t *st, char *buf, size_t len)
 	}
 }
 
-struct file_ctx {
-	const char *path;
-	struct merge *m;
-	char secret_at[160]; /* the first secret key seen, "storage.s3.secret_key, line 4" */
-	char *errbuf;
-	size_t errlen;
-};
-
-static int file_value(struct file_ctx *fc, struct settings *dst, const char *group,
-		      const config_setting_t *st)
+/* One scalar of the file into dst. `where` is what precedes the key when messages
+ * name it: "storage.", "storage.s3." or "storage.backends entry 2: s3.". */
+int conf_file_value(struct file_ctx *fc, struct settings *dst, const char *where,
+		    const config_setting_t *st)
 {
 	const char *name = config_setting_name(st);
 	int line = config_setting_source_line(st);
@@ -351,25 +336,26 @@ static int file_value(struct file_ctx *fc, struct settings *dst, const char *gro
 	int rc;
 
 	snprintf(origin, sizeof(origin), "%s:%d", fc->path, line);
-	if (!valid_name(name))
-		return fail(fc->errbuf, fc->errlen, -EINVAL,
-			    "%s: key '%s' must be lower case (letters, digits, '_')", origin, name);
+	if (!conf_valid_name(name))
+		return conf_fail(fc->errbuf, fc->errlen, -EINVAL,
+				 "%s: key '%s' must be lower case (letters, digits, '_')", origin,
+				 name);
 	if (scalar_text(st, value, sizeof(value)) < 0)
-		return fail(fc->errbuf, fc->errlen, -EINVAL,
-			    "%s: storage.%s%s%s must be a single value, not a group or list",
-			    origin, group ? group : "", group ? "." : "", name);
+		return conf_fail(fc->errbuf, fc->errlen, -EINVAL,
+				 "%s: %s%s must be a single value, not a group or list", origin,
+				 where, name);
 	if (settings_key_is_secret(name) && fc->secret_at[0] == '\0')
-		snprintf(fc->secret_at, sizeof(fc->secret_at), "storage.%s%s%s, line %d",
-			 group ? group : "", group ? "." : "", name, line);
+		snprintf(fc->secret_at, sizeof(fc->secret_at), "%s%s, line %d", where, name, line);
 	rc = settings_set(dst, name, value, origin);
 	if (rc < 0)
-		return fail(fc->errbuf, fc->errlen, rc, "out of memory");
+		return conf_fail(fc->errbuf, fc->errlen, rc, "out of memory");
 	return 0;
 }
 
 static int walk_storage(struct file_ctx *fc, const config_setting_t *storage)
 {
 	int i, j, n = config_setting_length(storage);
+	char where[64];
 	int rc;
 
 	for (i = 0; i < n; i++) {
@@ -377,33 +363,34 @@ static int walk_storage(struct file_ctx *fc, const config_setting_t *storage)
 		const char *name = config_setting_name(st);
 		int line = config_setting_source_line(st);
 
-		if (strcmp(name, "backends") == 0)
-			return fail(
-			    fc->errbuf, fc->errlen, -ENOTSUP,
-			    "%s:%d: storage.backends (named backends) is not supported yet; "
-			    "mount each backend on its own mount point",
-			    fc->path, line);
+		if (strcmp(name, "backends") == 0) {
+			rc = conf_walk_backends(fc, st);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
 		if (config_setting_type(st) == CONFIG_TYPE_GROUP) {
 			struct settings *g;
 			int m;
 
-			if (!valid_name(name))
-				return fail(fc->errbuf, fc->errlen, -EINVAL,
-					    "%s:%d: group name '%s' must be lower case", fc->path,
-					    line, name);
+			if (!conf_valid_name(name))
+				return conf_fail(fc->errbuf, fc->errlen, -EINVAL,
+						 "%s:%d: group name '%s' must be lower case",
+						 fc->path, line, name);
 			g = group_get(fc->m, name, true);
 			if (g == NULL)
-				return fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
+				return conf_fail(fc->errbuf, fc->errlen, -ENOMEM, "out of memory");
+			snprintf(where, sizeof(where), "storage.%s.", name);
 			m = config_setting_length(st);
 			for (j = 0; j < m; j++) {
-				rc = file_value(fc, g, name,
-						config_setting_get_elem(st, (unsigned)j));
+				rc = conf_file_value(fc, g, where,
+						     config_setting_get_elem(st, (unsigned)j));
 				if (rc < 0)
 					return rc;
 			}
 			continue;
 		}
-		rc = file_value(fc, &fc->m->top, NULL, st);
+		rc = conf_file_value(fc, &fc->m->top, "storage.", st);
 		if (rc < 0)
 			return rc;
 	}
@@ -427,22 +414,23 @@ static int read_file(const char *path, bool must_exist, struct merge *m, char *e
 		rc = -errno;
 		if (rc == -ENOENT && !must_exist)
 			return 1;
-		return fail(errbuf, errlen, rc, "cannot read config file %s: %s", path,
-			    strerror(-rc));
+		return conf_fail(errbuf, errlen, rc, "cannot read config file %s: %s", path,
+				 strerror(-rc));
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
 		close(fd);
-		return fail(errbuf, errlen, -EINVAL, "config file %s is not a regular file", path);
+		return conf_fail(errbuf, errlen, -EINVAL, "config file %s is not a regular file",
+				 path);
 	}
 	fp = fdopen(fd, "r");
 	if (fp == NULL) {
 		close(fd);
-		return fail(errbuf, errlen, -ENOMEM, "out of memory");
+		return conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 	}
 	config_init(&c);
 	if (config_read(&c, fp) != CONFIG_TRUE) {
-		rc = fail(errbuf, errlen, -EINVAL, "%s:%d: %s", path, config_error_line(&c),
-			  config_error_text(&c));
+		rc = conf_fail(errbuf, errlen, -EINVAL, "%s:%d: %s", path, config_error_line(&c),
+			       config_error_text(&c));
 		goto out;
 	}
 	root = config_root_setting(&c);
@@ -452,10 +440,10 @@ static int read_file(const char *path, bool must_exist, struct merge *m, char *e
 		const char *name = config_setting_name(st);
 
 		if (strcmp(name, "storage") != 0 || config_setting_type(st) != CONFIG_TYPE_GROUP) {
-			rc = fail(errbuf, errlen, -EINVAL,
-				  "%s:%d: unknown key '%s' (every setting lives in the group "
-				  "storage = { ... })",
-				  path, config_setting_source_line(st), name);
+			rc = conf_fail(errbuf, errlen, -EINVAL,
+				       "%s:%d: unknown key '%s' (every setting lives in the group "
+				       "storage = { ... })",
+				       path, config_setting_source_line(st), name);
 			goto out;
 		}
 		rc = walk_storage(&fc, st);
@@ -463,10 +451,10 @@ static int read_file(const char *path, bool must_exist, struct merge *m, char *e
 			goto out;
 	}
 	if (fc.secret_at[0] != '\0' && (sb.st_mode & (S_IRGRP | S_IROTH | S_IWGRP | S_IWOTH))) {
-		rc = fail(errbuf, errlen, -EACCES,
-			  "config file %s holds a secret (%s) but group or others may read it "
-			  "(mode %04o): run chmod 600 %s",
-			  path, fc.secret_at, (unsigned)(sb.st_mode & 07777), path);
+		rc = conf_fail(errbuf, errlen, -EACCES,
+			       "config file %s holds a secret (%s) but group or others may read it "
+			       "(mode %04o): run chmod 600 %s",
+			       path, fc.secret_at, (unsigned)(sb.st_mode & 07777), path);
 		goto out;
 	}
 out:
@@ -491,7 +479,8 @@ static int read_env(char *const *env, struct merge *m, char *errbuf, size_t errl
 			continue;
 		nlen = (size_t)(eq - *e);
 		if (nlen >= sizeof(name))
-			return fail(errbuf, errlen, -EINVAL, "environment variable name too long");
+			return conf_fail(errbuf, errlen, -EINVAL,
+					 "environment variable name too long");
 		memcpy(name, *e, nlen);
 		name[nlen] = '\0';
 		snprintf(origin, sizeof(origin), "env %s", name);
@@ -502,24 +491,29 @@ static int read_env(char *const *env, struct merge *m, char *errbuf, size_t errl
 		dst = &m->top;
 		if (dsep != NULL) {
 			*dsep = '\0';
-			if (!valid_name(key))
-				return fail(errbuf, errlen, -EINVAL,
-					    "%s: '%s' is not a driver name", origin, key);
+			if (!conf_valid_name(key))
+				return conf_fail(errbuf, errlen, -EINVAL,
+						 "%s: '%s' is not a driver name", origin, key);
 			dst = group_get(m, key, true);
 			if (dst == NULL)
-				return fail(errbuf, errlen, -ENOMEM, "out of memory");
+				return conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 			key = dsep + 2;
 			if (strstr(key, "__") != NULL)
-				return fail(errbuf, errlen, -EINVAL,
-					    "%s: nests too deep (LEX_STORAGE__<DRIVER>__<KEY>)",
-					    origin);
+				return conf_fail(
+				    errbuf, errlen, -EINVAL,
+				    "%s: nests too deep (LEX_STORAGE__<DRIVER>__<KEY>)", origin);
 		}
-		if (!valid_name(key))
-			return fail(errbuf, errlen, -EINVAL, "%s: '%s' is not a valid key", origin,
-				    key);
+		if (!conf_valid_name(key))
+			return conf_fail(errbuf, errlen, -EINVAL, "%s: '%s' is not a valid key",
+					 origin, key);
+		if (dst == &m->top && strcmp(key, "backends") == 0)
+			return conf_fail(errbuf, errlen, -EINVAL,
+					 "%s: named backends are set only in the config file "
+					 "(storage.backends = ( ... ))",
+					 origin);
 		rc = settings_set(dst, key, eq + 1, origin);
 		if (rc < 0)
-			return fail(errbuf, errlen, rc, "out of memory");
+			return conf_fail(errbuf, errlen, rc, "out of memory");
 	}
 	return 0;
 }
@@ -597,14 +591,15 @@ static int rd_path(struct reader *r, const char *key, char **out)
 		return 0;
 	*out = absolute(v);
 	if (*out == NULL)
-		return fail(r->errbuf, r->errlen, -ENOMEM, "%s: cannot make '%s' absolute", key, v);
+		return conf_fail(r->errbuf, r->errlen, -ENOMEM, "%s: cannot make '%s' absolute",
+				 key, v);
 	return 0;
 }
 
 static int rd_bad(struct reader *r, const char *key, const char *what)
 {
-	return fail(r->errbuf, r->errlen, -EINVAL, "option %s (from %s): %s", key,
-		    settings_origin(r->top, key), what);
+	return conf_fail(r->errbuf, r->errlen, -EINVAL, "option %s (from %s): %s", key,
+			 settings_origin(r->top, key), what);
 }
 
 static int rd_double(struct reader *r, const char *key, double dflt, double max, double *out)
@@ -804,16 +799,18 @@ static int validate_top(struct settings *top, struct lexfs_config *cfg, char *er
 
 	for (i = 0; i < top->n; i++) {
 		if (!top->v[i].used)
-			return fail(errbuf, errlen, -EINVAL, "unknown key storage.%s (from %s)",
-				    top->v[i].key, top->v[i].origin);
+			return conf_fail(errbuf, errlen, -EINVAL,
+					 "unknown key storage.%s (from %s)", top->v[i].key,
+					 top->v[i].origin);
 	}
 	return 0;
 #undef TRY
 }
 
-/* Placeholder secrets are refused unless the endpoint is loopback. */
-static int check_secrets(const struct lexfs_config *cfg, char *const *env, char *errbuf,
-			 size_t errlen)
+/* Placeholder secrets of one backend (driver + its settings) are refused unless
+ * the endpoint is loopback. */
+int conf_check_secrets(const char *driver, const struct settings *drv, char *const *env,
+		       char *errbuf, size_t errlen)
 {
 	const char *endpoint = NULL;
 	bool loopback;
@@ -823,39 +820,40 @@ static int check_secrets(const struct lexfs_config *cfg, char *const *env, char 
 		struct setting *it = NULL;
 		size_t j;
 
-		for (j = 0; j < cfg->drv.n; j++) {
-			if (strcmp(cfg->drv.v[j].key, endpoint_keys[i]) == 0)
-				it = &cfg->drv.v[j];
+		for (j = 0; j < drv->n; j++) {
+			if (strcmp(drv->v[j].key, endpoint_keys[i]) == 0)
+				it = &drv->v[j];
 		}
 		if (it != NULL)
 			endpoint = it->value;
 	}
-	if (endpoint == NULL && (strcmp(cfg->driver, "s3") == 0 || strcmp(cfg->driver, "r2") == 0))
+	if (endpoint == NULL && (strcmp(driver, "s3") == 0 || strcmp(driver, "r2") == 0))
 		endpoint = env_get(env, "AWS_ENDPOINT_URL");
-	if (endpoint == NULL && strcmp(cfg->driver, "gcs") == 0)
+	if (endpoint == NULL && strcmp(driver, "gcs") == 0)
 		endpoint = env_get(env, "STORAGE_EMULATOR_HOST");
 	if (endpoint != NULL)
 		loopback = config_is_loopback(endpoint);
 	else
-		loopback = strcmp(cfg->driver, "local") == 0 || strcmp(cfg->driver, "memory") == 0;
+		loopback = strcmp(driver, "local") == 0 || strcmp(driver, "memory") == 0;
 	if (loopback)
 		return 0;
 	for (i = 0; env_secrets[i].name != NULL; i++) {
 		const char *val = env_get(env, env_secrets[i].name);
 
-		if (strcmp(env_secrets[i].driver, cfg->driver) != 0)
+		if (strcmp(env_secrets[i].driver, driver) != 0)
 			continue;
 		if (val != NULL && config_is_placeholder_secret(val))
-			return fail(errbuf, errlen, -EACCES,
-				    "environment variable %s is a well-known placeholder, not a "
-				    "real credential: set the real one",
-				    env_secrets[i].name);
+			return conf_fail(
+			    errbuf, errlen, -EACCES,
+			    "environment variable %s is a well-known placeholder, not a "
+			    "real credential: set the real one",
+			    env_secrets[i].name);
 	}
-	for (i = 0; i < cfg->drv.n; i++) {
-		const struct setting *it = &cfg->drv.v[i];
+	for (i = 0; i < drv->n; i++) {
+		const struct setting *it = &drv->v[i];
 
 		if (it->secret && config_is_placeholder_secret(it->value))
-			return fail(
+			return conf_fail(
 			    errbuf, errlen, -EACCES,
 			    "%s (from %s) is a well-known placeholder, not a real "
 			    "credential: set the real one (placeholders are accepted only when "
@@ -877,6 +875,113 @@ static int append_opt(char **list, const char *opt)
 	memcpy(n + old, opt, add + 1);
 	*list = n;
 	return 0;
+}
+
+/* A prefix from the file or -o is checked like a source's. *out: "" or "a/b/". */
+int conf_parse_prefix(const char *v, const char *origin, char **out, char *errbuf, size_t errlen)
+{
+	struct lexfs_source ps = {0};
+	char text[PATH_MAX];
+	int rc;
+
+	*out = NULL;
+	if (v == NULL || v[0] == '\0') {
+		*out = strdup("");
+		return *out ? 0 : conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
+	}
+	snprintf(text, sizeof(text), "s3://bucket/%s", v);
+	rc = source_parse(text, &ps, errbuf, errlen);
+	if (rc == 0) {
+		*out = ps.prefix;
+		ps.prefix = NULL;
+	}
+	source_free(&ps);
+	if (rc < 0)
+		return conf_fail(errbuf, errlen, rc,
+				 "prefix (from %s): '%s' is not a valid key prefix", origin, v);
+	return 0;
+}
+
+/* Paths in driver settings are made absolute now: the daemon later runs in /. */
+int conf_absolute_paths(struct settings *drv)
+{
+	size_t i;
+
+	for (i = 0; i < drv->n; i++) {
+		struct setting *it = &drv->v[i];
+		char *abs;
+
+		if (!is_path_key(it->key) || it->value[0] == '/' || it->value[0] == '\0')
+			continue;
+		abs = absolute(it->value);
+		if (abs == NULL)
+			return -ENOMEM;
+		free(it->value);
+		it->value = abs;
+	}
+	return 0;
+}
+
+/* The one backend of a mount without storage.backends (or whose source overrides
+ * them): storage.driver, storage.prefix, storage.<driver>, the source, -o keys. */
+static int single_backend(struct merge *m, const struct config_input *in,
+			  const struct lexfs_source *src, const struct settings *opt_drv,
+			  struct lexfs_config *cfg, char *errbuf, size_t errlen)
+{
+	const struct settings *group;
+	const char *v;
+	int rc;
+
+	v = settings_get(&m->top, "driver");
+	cfg->driver = strdup(v && v[0] ? v : "local");
+	if (cfg->driver == NULL)
+		goto nomem;
+	if (!conf_valid_name(cfg->driver))
+		return conf_fail(errbuf, errlen, -EINVAL,
+				 "storage.driver (from %s): '%s' is not a driver name",
+				 settings_origin(&m->top, "driver"), cfg->driver);
+	v = settings_get(&m->top, "plugin_dir");
+	rc = source_check_driver(cfg->driver, v, errbuf, errlen);
+	if (rc < 0) {
+		if (settings_has(&m->top, "driver")) {
+			char msg[512];
+
+			snprintf(msg, sizeof(msg), "%s", errbuf);
+			conf_fail(errbuf, errlen, rc, "%s (storage.driver from %s)", msg,
+				  settings_origin(&m->top, "driver"));
+		}
+		return rc;
+	}
+	v = settings_get(&m->top, "prefix");
+	rc = conf_parse_prefix(v, settings_origin(&m->top, "prefix"), &cfg->prefix, errbuf, errlen);
+	if (rc < 0)
+		return rc;
+
+	group = group_get(m, cfg->driver, false);
+	if (group != NULL && settings_copy(&cfg->drv, group) < 0)
+		goto nomem;
+	if (src->setting_key != NULL && strcmp(src->driver, cfg->driver) == 0) {
+		char origin[PATH_MAX + 16];
+
+		snprintf(origin, sizeof(origin), "source %s", in->source);
+		if (settings_set(&cfg->drv, src->setting_key, src->setting_val, origin) < 0)
+			goto nomem;
+	}
+	if (settings_copy(&cfg->drv, opt_drv) < 0 || conf_absolute_paths(&cfg->drv) < 0)
+		goto nomem;
+	if (strcmp(cfg->driver, "local") == 0 && !settings_has(&cfg->drv, "root_dir")) {
+		char *abs = absolute("storage");
+
+		if (abs == NULL)
+			goto nomem;
+		rc = settings_set(&cfg->drv, "root_dir", abs, "default ./storage");
+		free(abs);
+		if (rc < 0)
+			goto nomem;
+	}
+	return 0;
+nomem:
+	return conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 }
 
 int config_load(const struct config_input *in, struct lexfs_config *cfg, char *errbuf,
@@ -904,7 +1009,7 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 	if (v != NULL && v[0] != '\0' && strcmp(v, "none") != 0) {
 		cfg->file = absolute(v);
 		if (cfg->file == NULL) {
-			rc = fail(errbuf, errlen, -ENOMEM, "out of memory");
+			rc = conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 			goto out;
 		}
 		rc = read_file(cfg->file, true, &m, errbuf, errlen);
@@ -960,9 +1065,16 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 
 		if (strcmp(o->key, "config") == 0)
 			continue;
-		if (in_list(mount_noise, o->key) || strncmp(o->key, "x-", 2) == 0)
+		if (strcmp(o->key, "backends") == 0) {
+			rc = conf_fail(errbuf, errlen, -EINVAL,
+				       "%s: named backends are set only in the config file "
+				       "(storage.backends = ( ... ))",
+				       o->origin);
+			goto out;
+		}
+		if (conf_in_list(mount_noise, o->key) || strncmp(o->key, "x-", 2) == 0)
 			continue;
-		if (in_list(fuse_passthrough, o->key)) {
+		if (conf_in_list(fuse_passthrough, o->key)) {
 			char opt[1024];
 
 			if (o->value[0] != '\0' && strcmp(o->value, "true") != 0)
@@ -970,8 +1082,8 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 			else
 				snprintf(opt, sizeof(opt), "%s", o->key);
 			if (strchr(opt, ',') != NULL) {
-				rc = fail(errbuf, errlen, -EINVAL, "option %s: value holds a ','",
-					  o->key);
+				rc = conf_fail(errbuf, errlen, -EINVAL,
+					       "option %s: value holds a ','", o->key);
 				goto out;
 			}
 			rc = append_opt(&cfg->fuse_opts, opt);
@@ -984,88 +1096,18 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 			goto nomem;
 	}
 
-	/* The driver and its group. */
-	v = settings_get(&m.top, "driver");
-	cfg->driver = strdup(v && v[0] ? v : "local");
-	if (cfg->driver == NULL)
-		goto nomem;
-	if (!valid_name(cfg->driver)) {
-		rc = fail(errbuf, errlen, -EINVAL,
-			  "storage.driver (from %s): '%s' is not a driver name",
-			  settings_origin(&m.top, "driver"), cfg->driver);
-		goto out;
-	}
-	v = settings_get(&m.top, "plugin_dir");
-	rc = source_check_driver(cfg->driver, v, errbuf, errlen);
-	if (rc < 0) {
-		if (settings_has(&m.top, "driver")) {
-			char msg[512];
-
-			snprintf(msg, sizeof(msg), "%s", errbuf);
-			fail(errbuf, errlen, rc, "%s (storage.driver from %s)", msg,
-			     settings_origin(&m.top, "driver"));
-		}
-		goto out;
-	}
-	v = settings_get(&m.top, "prefix");
-	if (v != NULL && v[0] != '\0') {
-		/* A prefix from the file or -o is checked like a source's. */
-		char text[PATH_MAX];
-		struct lexfs_source ps = {0};
-
-		snprintf(text, sizeof(text), "s3://bucket/%s", v);
-		rc = source_parse(text, &ps, errbuf, errlen);
+	if (m.nb > 0 && in->source == NULL) {
+		rc = conf_refuse_single_keys(&m, &opt_drv, errbuf, errlen);
 		if (rc == 0) {
-			cfg->prefix = ps.prefix;
-			ps.prefix = NULL;
-		}
-		source_free(&ps);
-		if (rc < 0) {
-			fail(errbuf, errlen, rc, "prefix (from %s): '%s' is not a valid key prefix",
-			     settings_origin(&m.top, "prefix"), v);
-			goto out;
+			cfg->prefix = strdup("");
+			if (cfg->prefix == NULL)
+				goto nomem;
 		}
 	} else {
-		cfg->prefix = strdup(v ? v : "");
-		if (cfg->prefix == NULL)
-			goto nomem;
+		rc = single_backend(&m, in, &src, &opt_drv, cfg, errbuf, errlen);
 	}
-
-	group = group_get(&m, cfg->driver, false);
-	if (group != NULL && settings_copy(&cfg->drv, group) < 0)
-		goto nomem;
-	if (src.setting_key != NULL && strcmp(src.driver, cfg->driver) == 0) {
-		char origin[PATH_MAX + 16];
-
-		snprintf(origin, sizeof(origin), "source %s", in->source);
-		if (settings_set(&cfg->drv, src.setting_key, src.setting_val, origin) < 0)
-			goto nomem;
-	}
-	if (settings_copy(&cfg->drv, &opt_drv) < 0)
-		goto nomem;
-	/* Paths in driver settings are made absolute now: the daemon later runs in /. */
-	for (i = 0; i < cfg->drv.n; i++) {
-		struct setting *it = &cfg->drv.v[i];
-		char *abs;
-
-		if (!is_path_key(it->key) || it->value[0] == '/' || it->value[0] == '\0')
-			continue;
-		abs = absolute(it->value);
-		if (abs == NULL)
-			goto nomem;
-		free(it->value);
-		it->value = abs;
-	}
-	if (strcmp(cfg->driver, "local") == 0 && !settings_has(&cfg->drv, "root_dir")) {
-		char *abs = absolute("storage");
-
-		if (abs == NULL)
-			goto nomem;
-		rc = settings_set(&cfg->drv, "root_dir", abs, "default ./storage");
-		free(abs);
-		if (rc < 0)
-			goto nomem;
-	}
+	if (rc < 0)
+		goto out;
 
 	/* storage.events = { log = ...; } (and LEX_STORAGE__EVENTS__LOG) is the
 	 * events_log key; a flat key set elsewhere wins. */
@@ -1081,10 +1123,22 @@ int config_load(const struct config_input *in, struct lexfs_config *cfg, char *e
 	rc = validate_top(&m.top, cfg, errbuf, errlen);
 	if (rc < 0)
 		goto out;
-	rc = check_secrets(cfg, in->env, errbuf, errlen);
+	if (m.nb > 0) {
+		/* Checked even when a source overrides them: a broken file is broken. */
+		rc = conf_backends_check(&m, cfg, in->env, errbuf, errlen);
+		if (rc < 0)
+			goto out;
+	}
+	if (cfg->nbackends > 0 && in->source != NULL) {
+		conf_backends_free(cfg);
+		cfg->backends_ignored = m.backends_at;
+		m.backends_at = NULL;
+	}
+	if (cfg->driver != NULL)
+		rc = conf_check_secrets(cfg->driver, &cfg->drv, in->env, errbuf, errlen);
 	goto out;
 nomem:
-	rc = fail(errbuf, errlen, -ENOMEM, "out of memory");
+	rc = conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
 out:
 	source_free(&src);
 	settings_free(&opt_drv);
@@ -1092,20 +1146,33 @@ out:
 	return rc < 0 ? rc : 0;
 }
 
-int config_check_unused(const struct lexfs_config *cfg, char *errbuf, size_t errlen)
+static int check_unused(const struct settings *drv, const char *driver, const char *backend,
+			char *errbuf, size_t errlen)
 {
 	size_t i;
 
-	for (i = 0; i < cfg->drv.n; i++) {
-		const struct setting *it = &cfg->drv.v[i];
+	for (i = 0; i < drv->n; i++) {
+		const struct setting *it = &drv->v[i];
 
 		if (!it->used)
-			return fail(
+			return conf_fail(
 			    errbuf, errlen, -EINVAL,
-			    "unknown option %s (from %s): the %s driver has no such setting",
-			    it->key, it->origin, cfg->driver);
+			    "unknown option %s (from %s): the %s driver%s%s has no such "
+			    "setting",
+			    it->key, it->origin, driver, backend ? " of backend " : "",
+			    backend ? backend : "");
 	}
 	return 0;
+}
+
+int config_check_unused(const struct lexfs_config *cfg, char *errbuf, size_t errlen)
+{
+	return check_unused(&cfg->drv, cfg->driver, NULL, errbuf, errlen);
+}
+
+int config_check_backend_unused(const struct lexfs_backend *b, char *errbuf, size_t errlen)
+{
+	return check_unused(&b->drv, b->driver, b->name, errbuf, errlen);
 }
 
 void config_free(struct lexfs_config *cfg)
@@ -1116,6 +1183,8 @@ void config_free(struct lexfs_config *cfg)
 	free(cfg->driver);
 	free(cfg->prefix);
 	settings_free(&cfg->drv);
+	conf_backends_free(cfg);
+	free(cfg->backends_ignored);
 	free(cfg->cache_dir);
 	free(cfg->trace);
 	free(cfg->logfile);

@@ -14,10 +14,22 @@
  *   storage.cache_dir, cache_size, writeback, ...             lexfs's own (see
  *                                                               conf.c: mount_keys)
  *   storage.<driver>.<key>                                    the driver's settings
+ *   storage.backends = ( { name; driver; prefix; <driver> = {...}; }, ... )
+ *                                                             named backends: one
+ *                                                             top-level directory each
  *
  * lexfs's own keys are parsed and checked here in one pass; the driver's group is
  * handed over as a struct settings, which the driver checks at open. -o keys lexfs
  * does not own go to the driver's group, so `-o bucket=x` and `-o region=y` work.
+ *
+ * Named backends come only from the file (the environment has no way to spell a
+ * list, so LEX_STORAGE__* stays single-backend). With storage.backends set, the
+ * single-backend keys (storage.driver, storage.prefix, storage.<driver> groups, their
+ * LEX_STORAGE__ variables and driver -o keys) are errors: each backend carries its
+ * own. Mount-wide keys (cache_size, writeback, uid, ...) stay in storage and apply to
+ * every backend. A mount source on the command line wins over storage.backends
+ * (it is the more specific instruction, as in the precedence above): the backends
+ * are still validated, then not mounted, and backends_ignored says so.
  *
  * Security: a file holding a secret (settings_key_is_secret) that group or others
  * may read is refused; a placeholder secret ("changeme", "minioadmin", ...) is
@@ -33,11 +45,29 @@
 
 #include "src/settings.h"
 
-struct lexfs_config {
-	char *file;	     /* the config file read, NULL if none */
+/* One of storage.backends: a top-level directory of the mount with its own store,
+ * cache and health. */
+struct lexfs_backend {
+	char *name;	     /* the directory name: [a-z0-9][a-z0-9_-]*, at most 63 bytes */
 	char *driver;	     /* registry name */
 	char *prefix;	     /* key prefix: "" or "a/b/" */
-	struct settings drv; /* the driver's merged group (storage.<driver>) */
+	struct settings drv; /* its driver group (backends[i].<driver>), origins FILE:LINE */
+	char *origin;	     /* "FILE:LINE" of the backend's group */
+};
+
+#define LEXFS_BACKEND_NAME_MAX 63
+
+struct lexfs_config {
+	char *file;	     /* the config file read, NULL if none */
+	char *driver;	     /* registry name; NULL when nbackends > 0 */
+	char *prefix;	     /* key prefix: "" or "a/b/" ("" when nbackends > 0) */
+	struct settings drv; /* the driver's merged group (storage.<driver>); empty with
+			      * backends */
+
+	/* storage.backends in file order; 0: the mount is the one backend above. */
+	struct lexfs_backend *backends;
+	size_t nbackends;
+	char *backends_ignored; /* "FILE:LINE" of a storage.backends the source overrode */
 
 	uint64_t max_file_size; /* bytes; 0: unlimited */
 	char *cache_dir;	/* absolute; NULL: main picks a per-mount default */
@@ -103,6 +133,12 @@ void config_free(struct lexfs_config *cfg);
 /* After the store is open: the first driver setting no reader asked for.
  * 0, or -EINVAL with "unknown option KEY (from ORIGIN)" in errbuf. */
 int config_check_unused(const struct lexfs_config *cfg, char *errbuf, size_t errlen);
+/* The same for one named backend's store (the message names the backend). */
+int config_check_backend_unused(const struct lexfs_backend *b, char *errbuf, size_t errlen);
+/* True when `name` may name a backend: [a-z0-9][a-z0-9_-]*, at most
+ * LEXFS_BACKEND_NAME_MAX bytes (a directory name that needs no quoting and never
+ * looks like an option). */
+bool config_backend_name_ok(const char *name);
 
 /* True when the URL or host names the loopback interface. */
 bool config_is_loopback(const char *url_or_host);

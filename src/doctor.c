@@ -23,6 +23,7 @@ enum dstatus { D_PASS, D_WARN, D_FAIL, D_SKIP };
 static const char *const status_names[] = {"pass", "warn", "fail", "skip"};
 
 struct dresult {
+	char backend[64]; /* the named backend the check is about, "" for the mount */
 	char check[32];
 	enum dstatus status;
 	char message[512];
@@ -30,7 +31,8 @@ struct dresult {
 };
 
 struct doctor {
-	const struct doctor_conf *conf;
+	const struct doctor_conf *conf; /* the backend being checked */
+	const char *section;		/* its name, for named backends; else NULL */
 	FILE *out;
 	bool json;
 	struct dresult *r;
@@ -55,6 +57,7 @@ static void report(struct doctor *d, const char *check, enum dstatus st, const c
 	}
 	d->r = nr;
 	x = &nr[d->n++];
+	snprintf(x->backend, sizeof(x->backend), "%s", d->section ? d->section : "");
 	snprintf(x->check, sizeof(x->check), "%s", check);
 	x->status = st;
 	va_start(ap, fmt);
@@ -63,7 +66,8 @@ static void report(struct doctor *d, const char *check, enum dstatus st, const c
 	snprintf(x->fix, sizeof(x->fix), "%s", fix && st != D_PASS ? fix : "");
 	d->count[st]++;
 	if (!d->json) {
-		fprintf(d->out, "%s %s: %s", status_names[st], x->check, x->message);
+		fprintf(d->out, "%s %s%s%s: %s", status_names[st], x->backend,
+			x->backend[0] ? "/" : "", x->check, x->message);
 		if (x->fix[0])
 			fprintf(d->out, " -- fix: %s", x->fix);
 		fputc('\n', d->out);
@@ -99,10 +103,21 @@ static const char *errtext(const struct lexfs_err *e, int rc, char *buf, size_t 
 
 /* ---- config, credentials ---- */
 
-static void check_config(struct doctor *d)
+static void check_config(struct doctor *d, size_t nsections)
 {
 	const struct doctor_conf *c = d->conf;
 
+	if (!c->config_status && nsections > 0) {
+		struct buf names = BUF_INIT(4096);
+
+		for (size_t i = 0; i < nsections; i++)
+			buf_addf(&names, "%s%s (%s)", i ? ", " : "", c[i].backend_name,
+				 c[i].driver ? c[i].driver : "?");
+		report(d, "config", D_PASS, NULL, "%s parsed and validated (backends %s)",
+		       c->config_file ? c->config_file : "?", buf_cstr(&names));
+		buf_free(&names);
+		return;
+	}
 	if (c->config_status)
 		report(d, "config", D_FAIL, "correct the setting named above (see lexfs(1))", "%s",
 		       c->config_message && c->config_message[0] ? c->config_message
@@ -753,6 +768,8 @@ static int print_json(struct doctor *d)
 
 		if (!o)
 			goto out;
+		if (d->r[i].backend[0])
+			json_object_set_new(o, "backend", json_string(d->r[i].backend));
 		json_object_set_new(o, "check", json_string(d->r[i].check));
 		json_object_set_new(o, "status", json_string(status_names[d->r[i].status]));
 		/* Messages hold paths and keys that may not be UTF-8: keep them anyway. */
@@ -780,21 +797,40 @@ out:
 	return ret;
 }
 
-int doctor_run(const struct doctor_conf *conf, FILE *out, bool json)
+/* The checks of one backend, from its credentials to its cache directory. */
+static void backend_checks(struct doctor *d)
 {
-	struct doctor d = {.conf = conf, .out = out, .json = json};
 	struct store *st;
 	bool reachable;
+
+	check_credentials(d);
+	st = check_driver(d);
+	reachable = check_endpoint(d, st);
+	check_clock(d, st, reachable);
+	check_probe(d, st, reachable);
+	store_destroy(st);
+	check_cache_dir(d);
+}
+
+/* nsections: 0 for the one backend of a mount, else conf[0..nsections) are named
+ * backends, each checked in its own section. */
+static int run(const struct doctor_conf *conf, size_t nsections, FILE *out, bool json)
+{
+	struct doctor d = {.conf = conf, .out = out, .json = json};
 	int ret;
 
-	check_config(&d);
-	check_credentials(&d);
-	st = check_driver(&d);
-	reachable = check_endpoint(&d, st);
-	check_clock(&d, st, reachable);
-	check_probe(&d, st, reachable);
-	store_destroy(st);
-	check_cache_dir(&d);
+	check_config(&d, nsections);
+	if (nsections == 0 || conf->config_status) {
+		backend_checks(&d);
+	} else {
+		for (size_t i = 0; i < nsections; i++) {
+			d.conf = &conf[i];
+			d.section = conf[i].backend_name;
+			backend_checks(&d);
+		}
+		d.conf = conf;
+		d.section = NULL;
+	}
 	check_fuse(&d);
 	if (json) {
 		ret = print_json(&d);
@@ -810,4 +846,14 @@ int doctor_run(const struct doctor_conf *conf, FILE *out, bool json)
 	if (d.oom)
 		return -ENOMEM;
 	return d.count[D_FAIL] ? 1 : 0;
+}
+
+int doctor_run(const struct doctor_conf *conf, FILE *out, bool json)
+{
+	return run(conf, 0, out, json);
+}
+
+int doctor_run_backends(const struct doctor_conf *conf, size_t n, FILE *out, bool json)
+{
+	return run(conf, n, out, json);
 }

@@ -62,5 +62,10 @@ struct doctor_conf {
 /* Run every check, print to out. Returns 0 when nothing failed, 1 otherwise
  * (the exit status of `lexfs doctor`), or -ENOMEM. */
 int doctor_run(const struct doctor_conf *conf, FILE *out, bool json);
+/* The same for the n named backends of one configuration (storage.backends),
+ * conf[i].backend_name each: config once (from conf[0]), then credentials through
+ * cache-dir in a section per backend, whose lines read "STATUS NAME/CHECK: ..."
+ * (JSON: a "backend" member), then fuse once. */
+int doctor_run_backends(const struct doctor_conf *conf, size_t n, FILE *out, bool json);
 
 #endif

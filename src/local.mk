@@ -13,6 +13,7 @@ liblexfs_a_SOURCES += src/gcs_sign.c src/gcs_sign.h
 liblexfs_a_SOURCES += src/gcs_auth.c src/gcs_auth.h
 # cli: configuration, mount sources, the daemon's main()
 liblexfs_a_SOURCES += src/conf.c src/conf.h src/source.c src/source.h
+liblexfs_a_SOURCES += src/conf_backends.c src/conf_int.h
 bin_PROGRAMS += lexfs
 lexfs_SOURCES = src/main.c
 lexfs_LDADD = $(LEXFS_LIBS)
@@ -20,6 +21,8 @@ lexfs_LDADD = $(LEXFS_LIBS)
 liblexfs_a_SOURCES += src/urlsign.c src/urlsign.h
 # fs branch: the FUSE layer
 liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_dir.c src/fs_xattr.c src/pathkey.c src/pathkey.h
+# backends: one mount of named backends, routed to one fs layer each
+liblexfs_a_SOURCES += src/fs_route.c src/fs_route.h
 # ops: events/hooks/webhook, Prometheus metrics, doctor
 liblexfs_a_SOURCES += src/events.c src/events.h src/metrics.c src/metrics.h \
 	src/doctor.c src/doctor.h src/sdnotify.c src/sdnotify.h src/opsrt.c src/opsrt.h

@@ -48,6 +48,7 @@
 #include "src/doctor.h"
 #include "src/opsrt.h"
 #include "src/fs.h"
+#include "src/fs_route.h"
 #include "src/log.h"
 #include "src/source.h"
 #include "src/urlsign.h"
@@ -171,9 +172,46 @@ static void scrub_secrets(char *arg)
 
 /* ---- the mount ------------------------------------------------------------- */
 
+/* What one stack (store -> cache -> fs) is built from: the mount's one backend, or
+ * one of storage.backends. */
+struct backend_spec {
+	const char *name; /* "default", or the named backend's */
+	const char *driver;
+	const char *prefix;
+	const struct settings *drv;
+	const struct lexfs_backend *named; /* NULL for the single backend */
+};
+
+/* One spec per stack; caller frees. NULL on ENOMEM. */
+static struct backend_spec *backend_specs(const struct lexfs_config *cfg, size_t *n)
+{
+	struct backend_spec *v;
+	size_t i;
+
+	*n = cfg->nbackends ? cfg->nbackends : 1;
+	v = calloc(*n, sizeof(*v));
+	if (v == NULL)
+		return NULL;
+	if (cfg->nbackends == 0) {
+		v[0] = (struct backend_spec){"default", cfg->driver, cfg->prefix, &cfg->drv, NULL};
+		return v;
+	}
+	for (i = 0; i < cfg->nbackends; i++) {
+		const struct lexfs_backend *b = &cfg->backends[i];
+
+		v[i] = (struct backend_spec){b->name, b->driver, b->prefix, &b->drv, b};
+	}
+	return v;
+}
+
+/* The mount: one backend (fs, its ops), or named backends (a router over one fs
+ * layer each, one ops per backend, and a mount-level ops group above them). */
 struct mount_stack {
-	struct ops *ops; /* events, health, metrics, signals (src/opsrt.h) */
-	struct fs *fs;
+	struct ops *ops;     /* the one backend's, or the group of the named ones */
+	struct ops **bops;   /* named backends: each one's ops (members of ops) */
+	size_t nb;	     /* entries of bops */
+	struct fs *fs;	     /* the one backend's fs layer */
+	struct route *route; /* named backends: owns their fs layers */
 	struct fuse *fuse;
 	bool handlers;
 	bool mounted;
@@ -209,9 +247,13 @@ static int mkdir_p(const char *path, mode_t mode)
 	return 0;
 }
 
-/* The cache directory: the configured one, or a per-source directory under the
- * user's cache, so the next mount of the same source finds its journal. */
-static int cache_dir_for(const struct lexfs_config *cfg, char *out, size_t outlen)
+/* The cache directory of one backend, so the next mount finds its journal. A
+ * single backend: the configured one, or a per-source directory under the user's
+ * cache. A named backend: the subdirectory NAME of the configured one, or of a
+ * per-config-file directory (named after the file, so adding a backend keeps the
+ * others' journals). */
+static int cache_dir_for(const struct lexfs_config *cfg, const struct backend_spec *b, char *out,
+			 size_t outlen)
 {
 	const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
 	char base[PATH_MAX];
@@ -220,7 +262,12 @@ static int cache_dir_for(const struct lexfs_config *cfg, char *out, size_t outle
 	int rc;
 
 	if (cfg->cache_dir != NULL) {
-		snprintf(out, outlen, "%s", cfg->cache_dir);
+		if (b->named)
+			rc = snprintf(out, outlen, "%s/%s", cfg->cache_dir, b->name);
+		else
+			rc = snprintf(out, outlen, "%s", cfg->cache_dir);
+		if (rc < 0 || (size_t)rc >= outlen)
+			return -ENAMETOOLONG;
 		return mkdir_p(out, 0700);
 	}
 	if (xdg != NULL && xdg[0] == '/')
@@ -231,9 +278,16 @@ static int cache_dir_for(const struct lexfs_config *cfg, char *out, size_t outle
 		snprintf(base, sizeof(base), "/var/cache/lexfs");
 	else
 		snprintf(base, sizeof(base), "/tmp/lexfs-%u", (unsigned)geteuid());
-	h = fnv1a(h, cfg->driver);
-	for (i = 0; i < cfg->drv.n; i++) {
-		const char *k = cfg->drv.v[i].key;
+	if (b->named) {
+		h = fnv1a(h, cfg->file);
+		rc = snprintf(out, outlen, "%s/backends-%016" PRIx64 "/%s", base, h, b->name);
+		if (rc < 0 || (size_t)rc >= outlen)
+			return -ENAMETOOLONG;
+		return mkdir_p(out, 0700);
+	}
+	h = fnv1a(h, b->driver);
+	for (i = 0; i < b->drv->n; i++) {
+		const char *k = b->drv->v[i].key;
 
 		if (strcmp(k, "bucket") == 0 || strcmp(k, "container") == 0 ||
 		    strcmp(k, "root_dir") == 0 || strcmp(k, "endpoint") == 0 ||
@@ -241,12 +295,12 @@ static int cache_dir_for(const struct lexfs_config *cfg, char *out, size_t outle
 			h = fnv1a(h, "\n");
 			h = fnv1a(h, k);
 			h = fnv1a(h, "=");
-			h = fnv1a(h, cfg->drv.v[i].value);
+			h = fnv1a(h, b->drv->v[i].value);
 		}
 	}
 	h = fnv1a(h, "\n");
-	h = fnv1a(h, cfg->prefix);
-	rc = snprintf(out, outlen, "%s/%s-%016" PRIx64, base, cfg->driver, h);
+	h = fnv1a(h, b->prefix);
+	rc = snprintf(out, outlen, "%s/%s-%016" PRIx64, base, b->driver, h);
 	if (rc < 0 || (size_t)rc >= outlen)
 		return -ENAMETOOLONG;
 	return mkdir_p(out, 0700);
@@ -290,12 +344,29 @@ static void opt_escape(const char *in, char *out, size_t outlen)
 	out[o] = '\0';
 }
 
+/* What the mount table shows as its source: the source, the driver, or the
+ * backends' names joined by '+'. */
+static void fs_name(const struct lexfs_config *cfg, const char *source, char *out, size_t outlen)
+{
+	size_t i, off = 0;
+
+	if (source != NULL || cfg->nbackends == 0) {
+		snprintf(out, outlen, "%s", source ? source : cfg->driver);
+		return;
+	}
+	out[0] = '\0';
+	for (i = 0; i < cfg->nbackends && off < outlen; i++)
+		off += (size_t)snprintf(out + off, outlen - off, "%s%s", i ? "+" : "",
+					cfg->backends[i].name);
+}
+
 static int fuse_argv(const struct lexfs_config *cfg, const char *source, struct fuse_args *args)
 {
-	char opts[4096], esc[2048];
+	char opts[4096], esc[2048], name[1024];
 	size_t off;
 
-	opt_escape(source ? source : cfg->driver, esc, sizeof(esc));
+	fs_name(cfg, source, name, sizeof(name));
+	opt_escape(name, esc, sizeof(esc));
 	off = (size_t)snprintf(opts, sizeof(opts), "fsname=lexfs#%s,subtype=lexfs", esc);
 	if (cfg->allow_other)
 		off += (size_t)snprintf(opts + off, sizeof(opts) - off, ",allow_other");
@@ -321,65 +392,89 @@ static int fuse_argv(const struct lexfs_config *cfg, const char *source, struct 
 
 static void mount_stack_destroy(struct mount_stack *ms)
 {
+	size_t i;
+
 	if (ms->handlers)
 		fuse_remove_signal_handlers(fuse_get_session(ms->fuse));
 	if (ms->mounted)
 		fuse_unmount(ms->fuse);
 	if (ms->fuse != NULL)
 		fuse_destroy(ms->fuse);
-	ops_detach(ms->ops); /* the health thread and metrics server borrow the store */
-	/* Drains pending uploads, then closes the driver. */
+	/* The health threads and the metrics server borrow the stores; the group's
+	 * metrics server reads its members, so it stops first. */
+	ops_detach(ms->ops);
+	for (i = 0; i < ms->nb; i++)
+		ops_detach(ms->bops[i]);
+	/* Drain pending uploads, then close the drivers, the last backend first. */
 	fs_destroy(ms->fs);
-	ops_destroy(ms->ops); /* after the last upload's event */
+	route_destroy(ms->route);
+	/* After the last upload's event. */
+	for (i = ms->nb; i > 0; i--)
+		ops_destroy(ms->bops[i - 1]);
+	ops_destroy(ms->ops);
+	free(ms->bops);
 	memset(ms, 0, sizeof(*ms));
 }
 
-/* Build store -> cache -> fs -> fuse, check the backend, mount. Returns 0 or an
- * exit status, having told the user what went wrong. */
-static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
-			     const char *mountpoint, struct mount_stack *ms)
+/* What mount_stack_build keeps of one backend until the mount is up. */
+struct built {
+	struct store *store; /* owned by the cache */
+	struct cache *cache; /* owned by the fs layer */
+	struct ops *ops;
+};
+
+/* Build store -> cache -> fs for one backend. `group`: the mount-level ops of named
+ * backends, or NULL. *fs and b->ops are the caller's (also after a failure).
+ * Returns 0 or an exit status, having told the user what went wrong. */
+static int backend_build(const struct lexfs_config *cfg, const struct backend_spec *spec,
+			 struct ops *group, struct built *b, struct fs **fs)
 {
 	struct lexfs_err err = {0};
 	struct store *st = NULL;
 	struct cache *cache = NULL;
-	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
-	char cdir[PATH_MAX], msg[512];
+	char cdir[PATH_MAX], msg[512], who[128] = "";
 	int rc;
 
+	if (spec->named)
+		snprintf(who, sizeof(who), "backend %s: ", spec->name);
 	struct store_conf sc = {
-	    .driver = cfg->driver,
-	    .backend_name = "default",
-	    .settings = &cfg->drv,
+	    .driver = spec->driver,
+	    .backend_name = spec->name,
+	    .settings = spec->drv,
 	    .plugin_dir = cfg->plugin_dir,
 	    .timeout_ms = cfg->timeout_ms,
 	    .max_retries = cfg->max_retries,
 	};
 	rc = store_create(&sc, &st, &err);
 	if (rc < 0) {
-		say_err("cannot open the storage backend", rc, &err);
+		snprintf(msg, sizeof(msg), "%scannot open the storage backend", who);
+		say_err(msg, rc, &err);
 		return EXIT_BACKEND;
 	}
-	rc = config_check_unused(cfg, msg, sizeof(msg));
+	if (spec->named)
+		rc = config_check_backend_unused(spec->named, msg, sizeof(msg));
+	else
+		rc = config_check_unused(cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		say("%s", msg);
 		store_destroy(st);
 		return EXIT_USAGE;
 	}
 
-	rc = cache_dir_for(cfg, cdir, sizeof(cdir));
+	rc = cache_dir_for(cfg, spec, cdir, sizeof(cdir));
 	if (rc < 0) {
-		say("cannot create the cache directory %s: %s (set -o cache_dir=DIR)", cdir,
+		say("%scannot create the cache directory %s: %s (set -o cache_dir=DIR)", who, cdir,
 		    strerror(-rc));
 		store_destroy(st);
 		return EXIT_USAGE;
 	}
 	{
-		const char *bucket = settings_display(&cfg->drv, "bucket");
+		const char *bucket = settings_display(spec->drv, "bucket");
 
 		if (bucket == NULL)
-			bucket = settings_display(&cfg->drv, "container");
+			bucket = settings_display(spec->drv, "container");
 		if (bucket == NULL)
-			bucket = settings_display(&cfg->drv, "root_dir");
+			bucket = settings_display(spec->drv, "root_dir");
 		struct ops_conf oc = {
 		    .events = {.log_path = cfg->events_log,
 			       .on_stored = cfg->events_on_stored,
@@ -387,14 +482,16 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 			       .webhook_url = cfg->events_webhook,
 			       .hook_timeout_ms = cfg->events_hook_timeout_ms,
 			       .bucket = bucket,
-			       .backend = "default"},
+			       .backend = spec->name},
 		    .health_interval_s = cfg->health_interval_s,
 		    .health_timeout_ms = cfg->health_timeout_ms,
 		    .metrics_addr = cfg->metrics_addr,
+		    .group = group,
 		};
-		rc = ops_create(&oc, &ms->ops);
+		rc = ops_create(&oc, &b->ops);
 		if (rc < 0) {
-			say("cannot set up events (events_log, hooks, webhook): %s", strerror(-rc));
+			say("%scannot set up events (events_log, hooks, webhook): %s", who,
+			    strerror(-rc));
 			store_destroy(st);
 			return EXIT_USAGE;
 		}
@@ -409,17 +506,18 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	    .readahead_max = cfg->readahead_max,
 	    .stat_ttl_ms = cfg->stat_ttl_ms,
 	    .list_ttl_ms = cfg->list_ttl_ms,
-	    .events = ops_events(ms->ops),
+	    .events = ops_events(b->ops),
 	};
 	rc = cache_create(&cc, &st, &cache); /* takes st */
 	if (rc < 0) {
-		say("cannot set up the cache in %s: %s (check -o cache_dir)", cdir, strerror(-rc));
+		say("%scannot set up the cache in %s: %s (check -o cache_dir)", who, cdir,
+		    strerror(-rc));
 		return EXIT_USAGE;
 	}
-	struct store *store_ref = cache_store(cache); /* owned by the cache */
-	struct cache *cache_ref = cache;              /* owned by the fs layer next */
+	b->store = cache_store(cache);
+	b->cache = cache;
 	struct fs_conf fc = {
-	    .prefix = cfg->prefix,
+	    .prefix = spec->prefix,
 	    .uid = cfg->uid,
 	    .gid = cfg->gid,
 	    .umask = cfg->umask,
@@ -429,56 +527,141 @@ static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
 	    .presign_expiry_s = cfg->presign_expiry_s,
 	    .max_file_size = cfg->max_file_size,
 	    .read_only = cfg->read_only,
-	    .ops = ms->ops,
+	    .ops = b->ops,
 	};
-	rc = fs_create(&fc, &cache, &ms->fs); /* takes cache */
+	rc = fs_create(&fc, &cache, fs); /* takes cache */
 	if (rc < 0) {
-		say("cannot set up the filesystem layer: %s", strerror(-rc));
+		say("%scannot set up the filesystem layer: %s", who, strerror(-rc));
 		return EXIT_USAGE;
 	}
+	return 0;
+}
+
+/* Build every backend's stack (one, or one per named backend under a router),
+ * fuse, check every backend, mount. Returns 0 or an exit status, having told the
+ * user what went wrong. */
+static int mount_stack_build(const struct lexfs_config *cfg, const char *source,
+			     const char *mountpoint, struct mount_stack *ms)
+{
+	struct lexfs_err err = {0};
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct backend_spec *specs;
+	struct built *built = NULL;
+	char msg[512];
+	size_t n, i;
+	int rc, ret = EXIT_USAGE;
+
+	specs = backend_specs(cfg, &n);
+	built = calloc(n, sizeof(*built));
+	if (specs == NULL || built == NULL) {
+		say("out of memory");
+		goto out;
+	}
+	if (cfg->nbackends > 0) {
+		/* The group: signals, the metrics server, readiness for every backend. */
+		struct ops_conf gc = {.metrics_addr = cfg->metrics_addr};
+		struct route_conf rc_ = {.uid = cfg->uid, .gid = cfg->gid, .umask = cfg->umask};
+
+		ms->bops = calloc(n, sizeof(*ms->bops));
+		if (ms->bops == NULL || ops_create(&gc, &ms->ops) < 0) {
+			say("cannot set up the mount's signal thread: out of memory");
+			goto out;
+		}
+		rc_.ops = ms->ops;
+		if (route_create(&rc_, &ms->route) < 0) {
+			say("out of memory");
+			goto out;
+		}
+	}
+	for (i = 0; i < n; i++) {
+		struct fs *fs = NULL;
+
+		ret =
+		    backend_build(cfg, &specs[i], cfg->nbackends ? ms->ops : NULL, &built[i], &fs);
+		if (cfg->nbackends == 0) {
+			ms->ops = built[i].ops;
+			ms->fs = fs;
+		} else {
+			ms->bops[ms->nb++] = built[i].ops;
+			if (fs != NULL && route_add(ms->route, specs[i].name, &fs) < 0) {
+				say("out of memory");
+				ret = EXIT_USAGE;
+			}
+		}
+		if (ret != 0)
+			goto out;
+	}
+	ret = EXIT_USAGE;
 
 	rc = fuse_argv(cfg, source, &args);
 	if (rc < 0) {
 		say("mount options too long");
 		fuse_opt_free_args(&args);
-		return EXIT_USAGE;
+		goto out;
 	}
-	ms->fuse = fuse_new(&args, fs_operations(), sizeof(struct fuse_operations), ms->fs);
+	if (ms->route != NULL)
+		ms->fuse =
+		    fuse_new(&args, route_operations(), sizeof(struct fuse_operations), ms->route);
+	else
+		ms->fuse = fuse_new(&args, fs_operations(), sizeof(struct fuse_operations), ms->fs);
 	fuse_opt_free_args(&args);
 	if (ms->fuse == NULL) {
 		say("FUSE refused the mount options (see the message above)");
-		return EXIT_USAGE;
+		goto out;
 	}
 
-	/* Before the mount appears: one real round trip to the backend. */
-	lexfs_err_clear(&err);
-	rc = store_health_check(store_ref, cfg->health_timeout_ms, &err);
-	if (rc < 0) {
-		snprintf(msg, sizeof(msg), "the %s backend failed its health check", cfg->driver);
-		say_err(msg, rc, &err);
-		return EXIT_BACKEND;
+	/* Before the mount appears: one real round trip to every backend. */
+	for (i = 0; i < n; i++) {
+		lexfs_err_clear(&err);
+		rc = store_health_check(built[i].store, cfg->health_timeout_ms, &err);
+		if (rc < 0) {
+			if (specs[i].named)
+				snprintf(msg, sizeof(msg),
+					 "backend %s: the %s backend failed its health check",
+					 specs[i].name, specs[i].driver);
+			else
+				snprintf(msg, sizeof(msg), "the %s backend failed its health check",
+					 specs[i].driver);
+			say_err(msg, rc, &err);
+			ret = EXIT_BACKEND;
+			goto out;
+		}
 	}
-	rc = ops_attach(ms->ops, store_ref, cache_ref);
+	/* Members before the group: its metrics server reads them. */
+	rc = 0;
+	for (i = 0; i < n; i++) {
+		rc = ops_attach(built[i].ops, built[i].store, built[i].cache);
+		if (rc < 0)
+			break;
+	}
+	if (rc == 0 && cfg->nbackends > 0)
+		rc = ops_attach(ms->ops, NULL, NULL);
 	if (rc < 0) {
 		say("cannot start the health check or the metrics server: %s (check -o "
 		    "metrics_addr: loopback HOST:PORT only)",
 		    strerror(-rc));
-		return EXIT_USAGE;
+		goto out;
 	}
 
 	if (fuse_mount(ms->fuse, mountpoint) != 0) {
 		say("cannot mount on %s (see the message above; is it already mounted, or is "
 		    "/dev/fuse missing?)",
 		    mountpoint);
-		return EXIT_MOUNT;
+		ret = EXIT_MOUNT;
+		goto out;
 	}
 	ms->mounted = true;
 	if (fuse_set_signal_handlers(fuse_get_session(ms->fuse)) != 0) {
 		say("cannot install signal handlers");
-		return EXIT_MOUNT;
+		ret = EXIT_MOUNT;
+		goto out;
 	}
 	ms->handlers = true;
-	return 0;
+	ret = 0;
+out:
+	free(built);
+	free(specs);
+	return ret;
 }
 
 /* Fork; the parent waits until the child reports the mount ready (exit 0) or exits
@@ -616,6 +799,10 @@ static int cmd_mount(int argc, char **argv)
 	log_open(cfg.logfile ? LOG_SINK_FILE : LOG_SINK_STDERR, cfg.logfile, cfg.log_level);
 	if (cfg.trace != NULL)
 		log_set_trace(cfg.trace);
+	if (cfg.backends_ignored != NULL)
+		log_notice("storage.backends (%s) not mounted: the source %s names the one "
+			   "backend of this mount",
+			   cfg.backends_ignored, pos[0]);
 
 	if (!cfg.foreground && daemon_start(&notify) < 0) {
 		ret = EXIT_MOUNT;
@@ -635,8 +822,16 @@ static int cmd_mount(int argc, char **argv)
 	pthread_sigmask(SIG_UNBLOCK, &stop_sigs, NULL); /* SIGUSR1/2 stay blocked here */
 	if (ret != 0)
 		goto teardown;
-	log_notice("mounted %s on %s (driver %s%s%s)", npos == 2 ? pos[0] : cfg.driver, mnt,
-		   cfg.driver, cfg.prefix[0] ? ", prefix " : "", cfg.prefix);
+	if (cfg.nbackends == 0) {
+		log_notice("mounted %s on %s (driver %s%s%s)", npos == 2 ? pos[0] : cfg.driver, mnt,
+			   cfg.driver, cfg.prefix[0] ? ", prefix " : "", cfg.prefix);
+	} else {
+		for (i = 0; i < (int)cfg.nbackends; i++)
+			log_notice(
+			    "mounted backend %s on %s/%s (driver %s%s%s)", cfg.backends[i].name,
+			    mnt, cfg.backends[i].name, cfg.backends[i].driver,
+			    cfg.backends[i].prefix[0] ? ", prefix " : "", cfg.backends[i].prefix);
+	}
 	if (notify >= 0) {
 		daemon_ready(notify, &cfg);
 		notify = -1;
@@ -771,9 +966,12 @@ static int cmd_presign(int argc, char **argv)
 	struct lexfs_config cfg;
 	struct lexfs_err err = {0};
 	struct store *st = NULL;
+	struct backend_spec *specs = NULL;
+	const struct backend_spec *spec;
+	const char *rest;
 	char msg[1024], *key = NULL, *url = NULL;
 	int rc, ret = EXIT_USAGE;
-	size_t klen;
+	size_t klen, nspecs, i;
 
 	memset(&cfg, 0, sizeof(cfg));
 	if (sub_parse(argc, argv, &sa, presign_opt, &ctx) < 0)
@@ -792,16 +990,39 @@ static int cmd_presign(int argc, char **argv)
 		say("%s", msg);
 		goto out;
 	}
-	klen = strlen(cfg.prefix) + strlen(sa.positional) + 1;
+	/* With named backends, KEY is a path in the mount: NAME/key. */
+	specs = backend_specs(&cfg, &nspecs);
+	if (specs == NULL)
+		goto out;
+	spec = &specs[0];
+	rest = sa.positional;
+	if (cfg.nbackends > 0) {
+		size_t nlen = strcspn(sa.positional, "/");
+
+		for (spec = NULL, i = 0; i < nspecs && spec == NULL; i++) {
+			if (strlen(specs[i].name) == nlen &&
+			    strncmp(specs[i].name, sa.positional, nlen) == 0 &&
+			    sa.positional[nlen] == '/' && sa.positional[nlen + 1] != '\0')
+				spec = &specs[i];
+		}
+		if (spec == NULL) {
+			say("presign: with storage.backends, KEY is NAME/KEY, NAME one of the "
+			    "backends (%s)",
+			    cfg.backends[0].name);
+			goto out;
+		}
+		rest = sa.positional + nlen + 1;
+	}
+	klen = strlen(spec->prefix) + strlen(rest) + 1;
 	key = malloc(klen);
 	if (key == NULL)
 		goto out;
-	snprintf(key, klen, "%s%s", cfg.prefix, sa.positional);
+	snprintf(key, klen, "%s%s", spec->prefix, rest);
 
 	struct store_conf sc = {
-	    .driver = cfg.driver,
-	    .backend_name = "default",
-	    .settings = &cfg.drv,
+	    .driver = spec->driver,
+	    .backend_name = spec->name,
+	    .settings = spec->drv,
 	    .plugin_dir = cfg.plugin_dir,
 	    .timeout_ms = cfg.timeout_ms,
 	    .max_retries = cfg.max_retries,
@@ -812,7 +1033,10 @@ static int cmd_presign(int argc, char **argv)
 		ret = EXIT_BACKEND;
 		goto out;
 	}
-	rc = config_check_unused(&cfg, msg, sizeof(msg));
+	if (spec->named)
+		rc = config_check_backend_unused(spec->named, msg, sizeof(msg));
+	else
+		rc = config_check_unused(&cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		say("%s", msg);
 		goto out;
@@ -828,6 +1052,7 @@ static int cmd_presign(int argc, char **argv)
 	printf("%s\n", url);
 	ret = 0;
 out:
+	free(specs);
 	free(url);
 	free(key);
 	store_destroy(st);
@@ -857,6 +1082,11 @@ static int cmd_verify_url(int argc, char **argv)
 	rc = config_load(&in, &cfg, msg, sizeof(msg));
 	if (rc < 0) {
 		say("%s", msg);
+		goto out;
+	}
+	if (cfg.nbackends > 0) {
+		say("verify-url: the configuration names several backends; say which with "
+		    "--source DIR (the local backend's root_dir)");
 		goto out;
 	}
 	sk = settings_get(&cfg.drv, "signing_key");
@@ -1017,40 +1247,67 @@ static int doctor_opt(void *vctx, int argc, char **argv, int i)
 
 static int cmd_doctor(int argc, char **argv)
 {
-	struct sub_args sa = { 0 };
+	struct sub_args sa = {0};
 	struct lexfs_config cfg;
-	struct doctor_conf dc = { 0 };
-	char msg[1024], cdir[PATH_MAX], probe[PATH_MAX];
+	struct doctor_conf one = {0}, *dc = &one;
+	struct backend_spec *specs = NULL;
+	char msg[1024];
+	struct {
+		char cache[PATH_MAX], probe[PATH_MAX];
+	} *dirs = NULL; /* the paths dc[i] points at */
 	bool json = false;
+	size_t n = 1, i;
 	int rc, ret = EXIT_USAGE;
 
 	memset(&cfg, 0, sizeof(cfg));
 	if (sub_parse(argc, argv, &sa, doctor_opt, &json) < 0)
 		goto out;
-	struct config_input in = { .source = sa.source ? sa.source : sa.positional,
-				   .opts = &sa.opts, .env = environ };
+	struct config_input in = {
+	    .source = sa.source ? sa.source : sa.positional, .opts = &sa.opts, .env = environ};
 	msg[0] = '\0';
 	rc = config_load(&in, &cfg, msg, sizeof(msg));
-	dc.config_status = rc < 0 ? rc : 0;
-	dc.config_message = msg;
+	one.config_status = rc < 0 ? rc : 0;
+	one.config_message = msg;
 	if (rc == 0) {
-		dc.config_file = cfg.file;
-		dc.driver = cfg.driver;
-		dc.settings = &cfg.drv;
-		dc.plugin_dir = cfg.plugin_dir;
-		dc.timeout_ms = cfg.health_timeout_ms > 0 ? cfg.health_timeout_ms : cfg.timeout_ms;
-		snprintf(probe, sizeof(probe), "%s.lexfs-doctor/", cfg.prefix);
-		dc.probe_prefix = probe;
-		if (cache_dir_for(&cfg, cdir, sizeof(cdir)) == 0 || cfg.cache_dir != NULL)
-			dc.cache_dir = cfg.cache_dir != NULL ? cfg.cache_dir : cdir;
+		/* One set of checks per backend (named backends: a section each). */
+		specs = backend_specs(&cfg, &n);
+		dirs = calloc(n, sizeof(*dirs));
+		if (cfg.nbackends > 0)
+			dc = calloc(n, sizeof(*dc));
+		if (specs == NULL || dirs == NULL || dc == NULL) {
+			say("doctor: out of memory");
+			goto out;
+		}
+		for (i = 0; i < n; i++) {
+			dc[i].config_file = cfg.file;
+			dc[i].driver = specs[i].driver;
+			dc[i].backend_name = specs[i].named ? specs[i].name : NULL;
+			dc[i].settings = specs[i].drv;
+			dc[i].plugin_dir = cfg.plugin_dir;
+			dc[i].timeout_ms =
+			    cfg.health_timeout_ms > 0 ? cfg.health_timeout_ms : cfg.timeout_ms;
+			snprintf(dirs[i].probe, sizeof(dirs[i].probe), "%s.lexfs-doctor/",
+				 specs[i].prefix);
+			dc[i].probe_prefix = dirs[i].probe;
+			rc = cache_dir_for(&cfg, &specs[i], dirs[i].cache, sizeof(dirs[i].cache));
+			if (rc == 0 || cfg.cache_dir != NULL)
+				dc[i].cache_dir = dirs[i].cache;
+		}
 	}
 	log_open(LOG_SINK_STDERR, NULL, LOG_CRIT); /* the report says it all */
-	ret = doctor_run(&dc, stdout, json);
+	if (cfg.nbackends > 0)
+		ret = doctor_run_backends(dc, n, stdout, json);
+	else
+		ret = doctor_run(dc, stdout, json);
 	if (ret < 0) {
 		say("doctor: %s", strerror(-ret));
 		ret = EXIT_USAGE;
 	}
 out:
+	if (dc != &one)
+		free(dc);
+	free(dirs);
+	free(specs);
 	config_free(&cfg);
 	settings_free(&sa.opts);
 	return ret;

@@ -77,7 +77,8 @@ static bool ends_with(const char *s, const char *suffix)
 	return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static int add_json_obj(struct metrics_values *mv, const char *path, json_t *obj, int depth)
+static int add_json_obj(struct metrics_values *mv, const char *path, json_t *obj, int depth,
+			const char *label_name, const char *label_value)
 {
 	const char *k;
 	json_t *v;
@@ -93,7 +94,7 @@ static int add_json_obj(struct metrics_values *mv, const char *path, json_t *obj
 
 		snprintf(name, sizeof(name), "%s_%s", path, k);
 		if (json_is_object(v)) {
-			ret = add_json_obj(mv, name, v, depth + 1);
+			ret = add_json_obj(mv, name, v, depth + 1, label_name, label_value);
 			if (ret)
 				return ret;
 			continue;
@@ -115,7 +116,8 @@ static int add_json_obj(struct metrics_values *mv, const char *path, json_t *obj
 		/* A counter's sample name conventionally ends in _total. */
 		if (t == METRICS_COUNTER && !ends_with(name, "_total"))
 			snprintf(name + strlen(name), sizeof(name) - strlen(name), "_total");
-		ret = metrics_values_add(mv, name, t, "from lexfs status JSON", NULL, NULL, d);
+		ret = metrics_values_add(mv, name, t, "from lexfs status JSON", label_name,
+					 label_value, d);
 		if (ret)
 			return ret;
 	}
@@ -123,6 +125,12 @@ static int add_json_obj(struct metrics_values *mv, const char *path, json_t *obj
 }
 
 int metrics_add_json(struct metrics_values *mv, const char *prefix, const char *json_text)
+{
+	return metrics_add_json_label(mv, prefix, json_text, NULL, NULL);
+}
+
+int metrics_add_json_label(struct metrics_values *mv, const char *prefix, const char *json_text,
+			   const char *label_name, const char *label_value)
 {
 	json_error_t jerr;
 	json_t *root;
@@ -139,7 +147,7 @@ int metrics_add_json(struct metrics_values *mv, const char *prefix, const char *
 		return -EINVAL;
 	}
 	snprintf(path, sizeof(path), "lexfs_%s", prefix);
-	ret = add_json_obj(mv, path, root, 0);
+	ret = add_json_obj(mv, path, root, 0, label_name, label_value);
 	json_decref(root);
 	return ret;
 }

@@ -58,6 +58,10 @@ int metrics_values_add(struct metrics_values *mv, const char *name, enum metrics
  * "bytes"). Strings and arrays are skipped. 0, -EINVAL (not a JSON object),
  * -ENOMEM. */
 int metrics_add_json(struct metrics_values *mv, const char *prefix, const char *json_text);
+/* The same, every value with one label (backend="photos"), so the JSON of several
+ * backends can share one exposition. */
+int metrics_add_json_label(struct metrics_values *mv, const char *prefix, const char *json_text,
+			   const char *label_name, const char *label_value);
 
 /* Fill b from a store (stats, backend and driver names). */
 void metrics_backend_from_store(struct metrics_backend *b, const struct store *st);

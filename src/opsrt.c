@@ -1,6 +1,8 @@
 /* opsrt.c - events, health thread, metrics, signals and readiness of one mount
  * (see opsrt.h). Lock: ops->lock guards the health state and the stop flag; it is
- * never held while the backend is called or a signal is handled. */
+ * never held while the backend is called or a signal is handled. A group's
+ * members_lock guards its member list; it may be taken before a member's lock,
+ * never after. */
 #include "config.h"
 
 #include <errno.h>
@@ -44,7 +46,28 @@ struct ops {
 	bool have_health, have_signals;
 	pthread_t health_thread, signal_thread;
 	int saved_level; /* signal thread only: level before SIGUSR2 */
+
+	struct ops *group;	      /* the mount-level ops of a member, else NULL */
+	pthread_mutex_t members_lock; /* guards members and nmembers */
+	struct ops **members;	      /* a group's backends, in creation order */
+	size_t nmembers;
 };
+
+/* Reopen the event logs of ops and of every member of it. 0 or the first -errno. */
+static int reopen_events(struct ops *ops)
+{
+	int rc = events_reopen(ops->events);
+
+	pthread_mutex_lock(&ops->members_lock);
+	for (size_t i = 0; i < ops->nmembers; i++) {
+		int r = events_reopen(ops->members[i]->events);
+
+		if (r && !rc)
+			rc = r;
+	}
+	pthread_mutex_unlock(&ops->members_lock);
+	return rc;
+}
 
 static void rfc3339(int64_t t, char out[32])
 {
@@ -77,7 +100,7 @@ static void *signal_main(void *arg)
 			break;
 		sig = sigtimedwait(&set, NULL, &tick);
 		if (sig == SIGUSR1) {
-			int a = log_reopen(), b = events_reopen(ops->events);
+			int a = log_reopen(), b = reopen_events(ops);
 
 			if (a || b)
 				log_warn("SIGUSR1: reopening the log files failed: %s",
@@ -170,19 +193,17 @@ static char *render_cb(void *arg)
 	return ops_metrics_text(arg);
 }
 
-char *ops_metrics_text(struct ops *ops)
+/* One backend's samples: its store statistics into b, the rest into mv, every one
+ * labelled with the backend's name. */
+static void metrics_collect(struct ops *ops, struct metrics_backend *b, struct metrics_values *mv)
 {
-	struct metrics_backend b;
-	struct metrics_values mv = {0};
 	struct events_counters ec;
 	struct health_state h;
-	char *cj, *text = NULL;
+	char *cj;
 	const char *be;
 
-	if (!ops || !ops->st)
-		return NULL;
-	metrics_backend_from_store(&b, ops->st);
-	be = b.backend;
+	metrics_backend_from_store(b, ops->st);
+	be = b->backend;
 	cj = ops->cache ? cache_stats_json(ops->cache) : NULL;
 	if (cj) {
 		json_t *root = json_loads(cj, 0, NULL);
@@ -194,39 +215,61 @@ char *ops_metrics_text(struct ops *ops)
 			json_object_del(root, "store");
 			flat = json_dumps(root, JSON_COMPACT);
 			if (flat)
-				metrics_add_json(&mv, "cache", flat);
+				metrics_add_json_label(mv, "cache", flat, "backend", be);
 			free(flat);
 		}
 		json_decref(root);
 		free(cj);
 	}
 	events_counters(ops->events, &ec);
-	metrics_values_add(&mv, "lexfs_events_emitted_total", METRICS_COUNTER,
+	metrics_values_add(mv, "lexfs_events_emitted_total", METRICS_COUNTER,
 			   "Events recorded (FileUploaded, FileDownloaded, FileDeleted)", "backend",
 			   be, (double)ec.emitted);
-	metrics_values_add(&mv, "lexfs_events_dropped_total", METRICS_COUNTER,
+	metrics_values_add(mv, "lexfs_events_dropped_total", METRICS_COUNTER,
 			   "Events dropped for hooks and webhook (queue full)", "backend", be,
 			   (double)ec.dropped);
-	metrics_values_add(&mv, "lexfs_hooks_run_total", METRICS_COUNTER, "Hook commands run",
+	metrics_values_add(mv, "lexfs_hooks_run_total", METRICS_COUNTER, "Hook commands run",
 			   "backend", be, (double)ec.hooks_run);
-	metrics_values_add(&mv, "lexfs_hook_failures_total", METRICS_COUNTER,
+	metrics_values_add(mv, "lexfs_hook_failures_total", METRICS_COUNTER,
 			   "Hook commands that failed or timed out", "backend", be,
 			   (double)ec.hook_failures);
-	metrics_values_add(&mv, "lexfs_events_queued", METRICS_GAUGE,
+	metrics_values_add(mv, "lexfs_events_queued", METRICS_GAUGE,
 			   "Events waiting for hooks and webhook", "backend", be,
 			   (double)ec.queued);
 	pthread_mutex_lock(&ops->lock);
 	h = ops->health;
 	pthread_mutex_unlock(&ops->lock);
-	metrics_values_add(&mv, "lexfs_backend_up", METRICS_GAUGE,
+	metrics_values_add(mv, "lexfs_backend_up", METRICS_GAUGE,
 			   "1 when the last health check passed (or none ran yet)", "backend", be,
 			   !h.checked || h.ok ? 1 : 0);
-	metrics_values_add(&mv, "lexfs_health_checks_total", METRICS_COUNTER,
+	metrics_values_add(mv, "lexfs_health_checks_total", METRICS_COUNTER,
 			   "Periodic health checks", "backend", be, (double)h.checks);
-	metrics_values_add(&mv, "lexfs_health_failures_total", METRICS_COUNTER,
+	metrics_values_add(mv, "lexfs_health_failures_total", METRICS_COUNTER,
 			   "Periodic health checks that failed", "backend", be, (double)h.failures);
-	text = metrics_render(&b, 1, &mv);
+}
+
+char *ops_metrics_text(struct ops *ops)
+{
+	struct metrics_backend *b;
+	struct metrics_values mv = {0};
+	char *text = NULL;
+	size_t nb = 0;
+
+	if (!ops)
+		return NULL;
+	pthread_mutex_lock(&ops->members_lock);
+	b = calloc(ops->nmembers + 1, sizeof(*b));
+	if (b && ops->st)
+		metrics_collect(ops, &b[nb++], &mv);
+	for (size_t i = 0; b && i < ops->nmembers; i++) {
+		if (ops->members[i]->st)
+			metrics_collect(ops->members[i], &b[nb++], &mv);
+	}
+	pthread_mutex_unlock(&ops->members_lock);
+	if (b && nb > 0)
+		text = metrics_render(b, nb, &mv);
 	metrics_values_free(&mv);
+	free(b);
 	return text;
 }
 
@@ -305,6 +348,25 @@ int ops_create(const struct ops_conf *conf, struct ops **out)
 	ops->saved_level = log_level_current;
 	pthread_mutex_init(&ops->lock, NULL);
 	pthread_cond_init(&ops->cond, NULL);
+	pthread_mutex_init(&ops->members_lock, NULL);
+	if (conf->group) {
+		/* The group runs signals and the metrics server for its members. */
+		struct ops *g = conf->group, **nm;
+
+		ops->group = g;
+		pthread_mutex_lock(&g->members_lock);
+		nm = realloc(g->members, (g->nmembers + 1) * sizeof(*nm));
+		if (nm) {
+			g->members = nm;
+			g->members[g->nmembers++] = ops;
+		}
+		pthread_mutex_unlock(&g->members_lock);
+		ops->conf.metrics_addr = NULL;
+		ret = -ENOMEM;
+		if (!nm)
+			goto fail;
+		goto events;
+	}
 	if (conf->metrics_addr && conf->metrics_addr[0]) {
 		ops->metrics_addr = strdup(conf->metrics_addr);
 		if (!ops->metrics_addr) {
@@ -325,6 +387,7 @@ int ops_create(const struct ops_conf *conf, struct ops **out)
 		goto fail;
 	ops->have_signals = true;
 
+events:
 	if (conf->events.log_path || conf->events.on_stored || conf->events.on_deleted ||
 	    conf->events.webhook_url) {
 		ret = events_create(&conf->events, &ops->events);
@@ -378,6 +441,8 @@ void ops_ready(struct ops *ops, const char *mountpoint)
 	char state[4200];
 	int rc;
 
+	if (!ops || ops->group)
+		return; /* the group tells systemd, once per mount */
 	snprintf(state, sizeof(state), "READY=1\nSTATUS=mounted on %s", mountpoint);
 	rc = sd_notify_send(state);
 	if (rc < 0)
@@ -412,7 +477,22 @@ void ops_destroy(struct ops *ops)
 	if (!ops)
 		return;
 	ops_detach(ops);
-	sd_notify_send("STOPPING=1");
+	if (ops->group) {
+		struct ops *g = ops->group;
+
+		pthread_mutex_lock(&g->members_lock);
+		for (size_t i = 0; i < g->nmembers; i++) {
+			if (g->members[i] == ops) {
+				memmove(&g->members[i], &g->members[i + 1],
+					(g->nmembers - i - 1) * sizeof(g->members[0]));
+				g->nmembers--;
+				break;
+			}
+		}
+		pthread_mutex_unlock(&g->members_lock);
+	} else {
+		sd_notify_send("STOPPING=1");
+	}
 	pthread_mutex_lock(&ops->lock);
 	ops->stopping = true;
 	pthread_cond_broadcast(&ops->cond);
@@ -421,7 +501,9 @@ void ops_destroy(struct ops *ops)
 		pthread_join(ops->signal_thread, NULL);
 	events_destroy(ops->events);
 	free(ops->metrics_addr);
+	free(ops->members);
 	pthread_cond_destroy(&ops->cond);
 	pthread_mutex_destroy(&ops->lock);
+	pthread_mutex_destroy(&ops->members_lock);
 	free(ops);
 }

@@ -13,6 +13,16 @@
  *   ops_detach      before fs_destroy: health thread and metrics server stop
  *   ops_destroy     after fs_destroy (the final uploads have emitted their events)
  *
+ * A mount of named backends (storage.backends) has one struct ops per backend (its
+ * events, labelled with its name, and its health thread) and one mount-level ops,
+ * the group, made first with no events and attached with no store: it alone runs
+ * the signal thread (SIGUSR1 reopens every member's event log), the metrics server
+ * and readiness, and its ops_metrics_text renders every member in one exposition.
+ * Members name the group in ops_conf.group. Order: create the group before its
+ * members; attach the members before the group; detach the group (its metrics
+ * server reads the members' stores) before the members; destroy the members
+ * before the group.
+ *
  * Health state (ops_stats_json adds it to user.lexfs.stats as "health"):
  *   state "ok" | "failing" | "unknown" (no check yet), checks, failures,
  *   consecutive_failures, last_check / last_ok (RFC 3339), last_error.
@@ -32,6 +42,9 @@ struct ops_conf {
 	int health_interval_s;	   /* 0: no periodic check */
 	int health_timeout_ms;	   /* 0: 10000 */
 	const char *metrics_addr;  /* NULL: no metrics server */
+	struct ops *group;	   /* NULL: this ops runs the mount's signals, metrics server
+				    * and readiness; else the mount-level ops that does that
+				    * for this backend (metrics_addr is then ignored) */
 };
 
 struct ops;
@@ -47,7 +60,9 @@ void ops_ready(struct ops *ops, const char *mountpoint);
 void ops_detach(struct ops *ops);
 void ops_destroy(struct ops *ops);
 
-/* The Prometheus text of the mount (store, cache, events, health). Caller frees. */
+/* The Prometheus text of this backend, or of every member of a group (store,
+ * cache, events, health; each sample labelled backend="..."). Caller frees; NULL
+ * when there is nothing attached yet or on ENOMEM. */
 char *ops_metrics_text(struct ops *ops);
 /* cache_json with "health" and "events" members added. Caller frees; NULL ops or a
  * parse failure returns a copy of cache_json. */

@@ -2,7 +2,8 @@
 
 Contract (every test file relies on it):
   * lexfs_bin(), storetool_bin(): binaries under $LEXFS_BUILD (default: the repo root).
-  * fixture `mounter`: mounter(source, opts=[...], env={...}, config=None) -> Mount,
+  * fixture `mounter`: mounter(source, opts=[...], env={...}, config=None) -> Mount
+    (source None: the config file names what to mount),
     with .path, .log, .unmount(), .remount(). The daemon runs in the foreground (-f)
     with its log captured; at teardown every mount is unmounted (fusermount3 -u, then
     -uz, then kill) and the test fails if the daemon exited non-zero or logged an
@@ -89,7 +90,9 @@ class Mount:
         # Never read the user's own config file: config=none unless one is given.
         opts.append("config=" + (str(self.config) if self.config else "none"))
         opts += self.opts
-        return [lexfs_bin(), self.source, self.path, "-f", "-o", ",".join(opts)]
+        # No source: the config file names what to mount (storage.backends).
+        source = [self.source] if self.source is not None else []
+        return [lexfs_bin()] + source + [self.path, "-f", "-o", ",".join(opts)]
 
     def start(self):
         env = dict(os.environ)

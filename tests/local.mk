@@ -61,3 +61,7 @@ tests_unit_doctor_test_LDADD = $(LEXFS_LIBS)
 UNIT_TESTS += tests/unit/sdnotify_test
 tests_unit_sdnotify_test_SOURCES = tests/unit/sdnotify_test.c tests/unit/check.h
 tests_unit_sdnotify_test_LDADD = $(LEXFS_LIBS)
+# backends: the router of named backends mirrors the fs layer's operations
+UNIT_TESTS += tests/unit/route_test
+tests_unit_route_test_SOURCES = tests/unit/route_test.c tests/unit/check.h
+tests_unit_route_test_LDADD = $(LEXFS_LIBS)

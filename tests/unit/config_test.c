@@ -387,6 +387,246 @@ static void test_paths_absolute(void)
 	config_free(&cfg);
 }
 
+/* storage.backends: names, drivers, prefixes and groups, in file order. */
+static void test_backends(void)
+{
+	struct lexfs_config cfg;
+	char err[512];
+	char *env[] = {"HOME=/nonexistent", NULL};
+	const char *o[] = {"writeback=3", NULL};
+	const char *text = "storage = {\n"
+			   "  cache_size = \"8m\";\n"
+			   "  backends = (\n"
+			   "    { name = \"photos\"; driver = \"local\"; prefix = \"2024/jan\";\n"
+			   "      local = { root_dir = \"/srv/photos\"; }; },\n"
+			   "    { name = \"scratch-1\"; driver = \"memory\"; }\n"
+			   "  );\n"
+			   "  events = { log = \"/var/log/lexfs.events\"; };\n"
+			   "};\n";
+
+	CHECK_INT(load(text, 0644, env, o, NULL, &cfg, err, sizeof(err)), 0);
+	CHECK_STR(err, "");
+	CHECK_INT(cfg.nbackends, 2);
+	CHECK(cfg.driver == NULL);
+	CHECK_STR(cfg.prefix, "");
+	CHECK_INT(cfg.cache_size, 8 << 20);
+	CHECK_INT(cfg.writeback_s, 3);
+	CHECK_STR(cfg.events_log, "/var/log/lexfs.events");
+	if (cfg.nbackends == 2) {
+		char want[PATH_MAX + 32];
+
+		CHECK_STR(cfg.backends[0].name, "photos");
+		CHECK_STR(cfg.backends[0].driver, "local");
+		CHECK_STR(cfg.backends[0].prefix, "2024/jan/");
+		CHECK_STR(settings_display(&cfg.backends[0].drv, "root_dir"), "/srv/photos");
+		snprintf(want, sizeof(want), "%s/lexfs.conf:5", dir);
+		CHECK_STR(settings_origin(&cfg.backends[0].drv, "root_dir"), want);
+		snprintf(want, sizeof(want), "%s/lexfs.conf:4", dir);
+		CHECK_STR(cfg.backends[0].origin, want);
+		CHECK_STR(cfg.backends[1].name, "scratch-1");
+		CHECK_STR(cfg.backends[1].driver, "memory");
+		CHECK_STR(cfg.backends[1].prefix, "");
+		CHECK_INT(cfg.backends[1].drv.n, 0);
+		/* The driver reads what it knows; the rest is reported with the backend. */
+		CHECK_INT(config_check_backend_unused(&cfg.backends[0], err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "unknown option root_dir") != NULL);
+		CHECK(strstr(err, "the local driver of backend photos") != NULL);
+		(void)settings_get(&cfg.backends[0].drv, "root_dir");
+		CHECK_INT(config_check_backend_unused(&cfg.backends[0], err, sizeof(err)), 0);
+	}
+	config_free(&cfg);
+
+	CHECK(config_backend_name_ok("a"));
+	CHECK(config_backend_name_ok("photos_2024-raw"));
+	CHECK(config_backend_name_ok("9lives"));
+	CHECK(!config_backend_name_ok(""));
+	CHECK(!config_backend_name_ok("-x"));
+	CHECK(!config_backend_name_ok("_x"));
+	CHECK(!config_backend_name_ok("Photos"));
+	CHECK(!config_backend_name_ok("a.b"));
+	CHECK(!config_backend_name_ok("a/b"));
+	CHECK(!config_backend_name_ok("a b"));
+	CHECK(config_backend_name_ok(
+	    "a23456789012345678901234567890123456789012345678901234567890123"));
+	CHECK(!config_backend_name_ok(
+	    "a234567890123456789012345678901234567890123456789012345678901234"));
+}
+
+/* A bad storage.backends fails with a message naming file:line and what to do. */
+static void backends_error(const char *body, int want_rc, const char *want_line,
+			   const char *want_text)
+{
+	struct lexfs_config cfg;
+	char err[512], text[2048], want[PATH_MAX + 16];
+	char *env[] = {NULL};
+
+	snprintf(text, sizeof(text), "storage = {\n  backends = (\n%s  );\n};\n", body);
+	CHECK_INT(load(text, 0600, env, NULL, NULL, &cfg, err, sizeof(err)), want_rc);
+	if (want_line != NULL) {
+		snprintf(want, sizeof(want), "%s/lexfs.conf:%s", dir, want_line);
+		CHECK(strstr(err, want) != NULL);
+	}
+	CHECK(strstr(err, want_text) != NULL);
+	if (strstr(err, want_text) == NULL || (want_line && strstr(err, want) == NULL))
+		fprintf(stderr, "  message was: %s\n", err);
+	config_free(&cfg);
+}
+
+static void test_backends_errors(void)
+{
+	struct lexfs_config cfg;
+	char err[512];
+	char *env[] = {NULL};
+
+	backends_error("    { name = \"a\"; driver = \"memory\"; },\n"
+		       "    { name = \"a\"; driver = \"memory\"; }\n",
+		       -EINVAL, "4", "backend name 'a' is used twice (first at ");
+	backends_error("    { name = \"Photos\"; driver = \"memory\"; }\n", -EINVAL, "3",
+		       "backend name 'Photos' is not a valid name");
+	backends_error("    { name = \"a/b\"; driver = \"memory\"; }\n", -EINVAL, "3",
+		       "not a valid name");
+	backends_error("    { name = \"a\"; driver = \"nosuch\"; }\n", -ENOENT, "3",
+		       "backend a: unknown driver");
+	backends_error("    { name = \"a\"; }\n", -EINVAL, "3", "backend a has no driver");
+	backends_error("    { driver = \"memory\"; }\n", -EINVAL, "3",
+		       "storage.backends entry 1 has no name");
+	backends_error("    { name = \"a\"; driver = \"memory\";\n      cache_size = \"1m\"; }\n",
+		       -EINVAL, "4", "unknown key 'cache_size' in storage.backends entry 1");
+	backends_error(
+	    "    { name = \"a\"; driver = \"memory\"; local = { root_dir = \"/x\"; }; }\n", -EINVAL,
+	    "3", "group 'local' of backend a does not belong to its driver memory");
+	backends_error("    { name = \"a\"; driver = \"local\"; local = {}; memory = {}; }\n",
+		       -EINVAL, "3", "two driver groups");
+	backends_error("    { name = \"a\"; driver = \"local\"; }\n", -EINVAL, "3",
+		       "needs local = { root_dir");
+	backends_error("    { name = \"a\"; driver = \"memory\"; prefix = \"x/../y\"; }\n", -EINVAL,
+		       "3", "backend a: prefix (from ");
+	backends_error("    { name = \"a\"; driver = \"memory\"; name = \"b\"; }\n", -EINVAL, "3",
+		       "");
+	/* libconfig gives a scalar list element the line after it */
+	backends_error("    \"memory\"\n", -EINVAL, NULL, "must be a group");
+	backends_error("", -EINVAL, "2", "storage.backends is empty");
+
+	CHECK_INT(load("storage = { backends = { name = \"a\"; }; };\n", 0600, env, NULL, NULL,
+		       &cfg, err, sizeof(err)),
+		  -EINVAL);
+	CHECK(strstr(err, "must be a list of groups") != NULL);
+	config_free(&cfg);
+
+	/* What configures the single backend is refused beside the named ones. */
+	{
+		const char *text = "storage = {\n"
+				   "  driver = \"s3\";\n"
+				   "  backends = ( { name = \"a\"; driver = \"memory\"; } );\n"
+				   "};\n";
+
+		CHECK_INT(load(text, 0600, env, NULL, NULL, &cfg, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "storage.driver (from ") != NULL);
+		CHECK(strstr(err, "exclude each other") != NULL);
+		config_free(&cfg);
+	}
+	{
+		const char *text = "storage = {\n"
+				   "  s3 = { bucket = \"x\"; };\n"
+				   "  backends = ( { name = \"a\"; driver = \"memory\"; } );\n"
+				   "};\n";
+
+		CHECK_INT(load(text, 0600, env, NULL, NULL, &cfg, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "storage.s3.bucket (from ") != NULL);
+		CHECK(strstr(err, "each backend's group") != NULL);
+		config_free(&cfg);
+	}
+	{
+		const char *text =
+		    "storage = { backends = ( { name = \"a\"; driver = \"memory\"; } ); };\n";
+		char *env2[] = {"LEX_STORAGE__S3__BUCKET=x", NULL};
+		const char *o[] = {"bucket=y", NULL};
+
+		CHECK_INT(load(text, 0600, env2, NULL, NULL, &cfg, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "env LEX_STORAGE__S3__BUCKET") != NULL);
+		config_free(&cfg);
+		CHECK_INT(load(text, 0600, env, o, NULL, &cfg, err, sizeof(err)), -EINVAL);
+		CHECK(strstr(err, "unknown option bucket (from -o bucket)") != NULL);
+		config_free(&cfg);
+	}
+}
+
+/* The environment and -o cannot spell a list: backends come from the file. */
+static void test_backends_only_in_file(void)
+{
+	struct lexfs_config cfg;
+	char err[512];
+	char *env[] = {"LEX_STORAGE__BACKENDS=a", NULL}, *none[] = {NULL};
+	const char *o[] = {"backends=a", NULL};
+
+	CHECK_INT(load(NULL, 0600, env, NULL, NULL, &cfg, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "env LEX_STORAGE__BACKENDS: named backends are set only in the "
+			  "config file") != NULL);
+	config_free(&cfg);
+	CHECK_INT(load(NULL, 0600, none, o, NULL, &cfg, err, sizeof(err)), -EINVAL);
+	CHECK(strstr(err, "-o backends: named backends") != NULL);
+	config_free(&cfg);
+}
+
+/* A mount source wins over storage.backends; the backends are checked anyway. */
+static void test_backends_source(void)
+{
+	struct lexfs_config cfg;
+	char err[512], want[PATH_MAX + 16];
+	char *env[] = {NULL};
+	const char *text = "storage = {\n"
+			   "  backends = ( { name = \"a\"; driver = \"memory\"; } );\n"
+			   "};\n";
+
+	CHECK_INT(load(text, 0600, env, NULL, "mem://", &cfg, err, sizeof(err)), 0);
+	CHECK_INT(cfg.nbackends, 0);
+	CHECK_STR(cfg.driver, "memory");
+	snprintf(want, sizeof(want), "%s/lexfs.conf:2", dir);
+	CHECK_STR(cfg.backends_ignored, want);
+	config_free(&cfg);
+	CHECK(load("storage = { backends = ( { name = \"a\"; driver = \"nosuch\"; } ); };\n", 0600,
+		   env, NULL, "mem://", &cfg, err, sizeof(err)) < 0);
+	CHECK(strstr(err, "backend a") != NULL);
+	config_free(&cfg);
+}
+
+/* A backend's secrets follow the single-backend rules. */
+static void test_backends_secrets(void)
+{
+	struct lexfs_config cfg;
+	char err[512];
+	char *env[] = {NULL};
+	const char *text =
+	    "storage = {\n"
+	    "  backends = (\n"
+	    "    { name = \"a\"; driver = \"local\";\n"
+	    "      local = { root_dir = \"/srv/a\"; signing_key = \"9f8e7d6c-real-secret\"; }; }\n"
+	    "  );\n"
+	    "};\n";
+	const char *placeholder =
+	    "storage = {\n"
+	    "  backends = (\n"
+	    "    { name = \"a\"; driver = \"local\";\n"
+	    "      local = { root_dir = \"/srv/a\"; signing_key = \"changeme\";\n"
+	    "                base_url = \"https://files.example.com/\"; }; }\n"
+	    "  );\n"
+	    "};\n";
+
+	CHECK_INT(load(text, 0644, env, NULL, NULL, &cfg, err, sizeof(err)), -EACCES);
+	CHECK(strstr(err, "storage.backends entry 1: local.signing_key, line 4") != NULL);
+	CHECK(strstr(err, "chmod 600") != NULL);
+	CHECK(strstr(err, "real-secret") == NULL);
+	config_free(&cfg);
+	CHECK_INT(load(text, 0600, env, NULL, NULL, &cfg, err, sizeof(err)), 0);
+	if (cfg.nbackends == 1)
+		CHECK_STR(settings_display(&cfg.backends[0].drv, "signing_key"), "(hidden)");
+	config_free(&cfg);
+	CHECK_INT(load(placeholder, 0600, env, NULL, NULL, &cfg, err, sizeof(err)), -EACCES);
+	CHECK(strstr(err, "placeholder") != NULL);
+	CHECK(strstr(err, "lexfs.conf:4") != NULL);
+	config_free(&cfg);
+}
+
 int main(void)
 {
 	char path[PATH_MAX + 16];
@@ -404,6 +644,11 @@ int main(void)
 	test_secrets();
 	test_default_file();
 	test_paths_absolute();
+	test_backends();
+	test_backends_errors();
+	test_backends_only_in_file();
+	test_backends_source();
+	test_backends_secrets();
 	snprintf(path, sizeof(path), "%s/lexfs.conf", dir);
 	unlink(path);
 	snprintf(path, sizeof(path), "%s/home/.config/lexfs", dir);

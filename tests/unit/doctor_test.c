@@ -148,6 +148,52 @@ static void test_config_failure(void)
 	free(text);
 }
 
+/* Named backends: config once, a section per backend, fuse once. */
+static void test_backends_sections(void)
+{
+	struct settings mem, loc;
+	struct doctor_conf c[2] = {
+	    {.driver = "memory",
+	     .backend_name = "scratch",
+	     .cache_dir = tmpdir,
+	     .config_file = "/etc/lexfs.conf"},
+	    {.driver = "local", .backend_name = "docs", .cache_dir = tmpdir},
+	};
+	char root[128], *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	settings_init(&mem);
+	settings_init(&loc);
+	snprintf(root, sizeof(root), "%s/docs-root", tmpdir);
+	settings_set(&loc, "root_dir", root, "test");
+	c[0].settings = &mem;
+	c[1].settings = &loc;
+	f = open_memstream(&text, &len);
+	CHECK(doctor_run_backends(c, 2, f, false) >= 0);
+	fclose(f);
+	CHECK(has_line(text, "pass config: /etc/lexfs.conf parsed and validated (backends "
+			     "scratch (memory), docs (local))"));
+	CHECK(has_line(text, "pass scratch/driver: driver memory opened"));
+	CHECK(has_line(text, "pass scratch/probe-get: bytes match"));
+	CHECK(has_line(text, "pass scratch/cache-dir: "));
+	CHECK(has_line(text, "pass docs/credentials: driver local needs none"));
+	CHECK(has_line(text, "pass docs/probe-get: bytes match"));
+	CHECK(has_line(text, "pass fuse: "));
+	CHECK(!has_line(text, "pass driver:")); /* every backend check is in a section */
+	if (check_failures)
+		fputs(text, stderr);
+	free(text);
+	text = NULL;
+	f = open_memstream(&text, &len);
+	CHECK(doctor_run_backends(c, 1, f, true) == 0);
+	fclose(f);
+	CHECK(text && strstr(text, "\"backend\": \"scratch\"") != NULL);
+	free(text);
+	settings_free(&mem);
+	settings_free(&loc);
+}
+
 int main(void)
 {
 	char cmd[100];
@@ -159,6 +205,7 @@ int main(void)
 	test_memory_pass();
 	test_local_failures();
 	test_config_failure();
+	test_backends_sections();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
 	if (system(cmd) != 0)
 		fprintf(stderr, "could not remove %s\n", tmpdir);

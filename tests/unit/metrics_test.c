@@ -15,6 +15,7 @@
 #include "drivers/store.h"
 #include "src/log.h"
 #include "src/metrics.h"
+#include "src/opsrt.h"
 #include "tests/unit/check.h"
 
 /* Every line is a comment (# HELP / # TYPE) or a sample: name{labels} value. */
@@ -206,10 +207,115 @@ static void test_server(void)
 	CHECK(http(port, "GET /metrics HTTP/1.1\r\n\r\n") == NULL);
 }
 
+/* Two backends in one exposition (a mount of named backends): each family is
+ * declared once, every sample says its backend. */
+static void test_render_two_backends(void)
+{
+	static const char *const names[] = {"photos", "docs"};
+	struct metrics_backend b[2];
+	struct metrics_values mv = {0};
+	struct store *st[2] = {NULL, NULL};
+	struct settings s;
+	char *text;
+
+	settings_init(&s);
+	for (int i = 0; i < 2; i++) {
+		struct store_conf sc = {
+		    .driver = "memory", .backend_name = names[i], .settings = &s};
+
+		CHECK_INT(store_create(&sc, &st[i], NULL), 0);
+		if (!st[i])
+			goto out;
+		metrics_backend_from_store(&b[i], st[i]);
+		CHECK_INT(metrics_add_json_label(&mv, "cache", "{\"hits\":1,\"dirty_bytes\":5}",
+						 "backend", names[i]),
+			  0);
+	}
+	text = metrics_render(b, 2, &mv);
+	CHECK(text != NULL);
+	if (text) {
+		const char *p = text;
+		int types = 0;
+
+		CHECK_INT(count_bad_lines(text), 0);
+		while ((p = strstr(p, "# TYPE lexfs_cache_hits_total ")) != NULL) {
+			types++;
+			p++;
+		}
+		CHECK_INT(types, 1);
+		CHECK(strstr(text, "lexfs_cache_hits_total{backend=\"photos\"} 1\n"
+				   "lexfs_cache_hits_total{backend=\"docs\"} 1\n") != NULL);
+		CHECK(strstr(text, "lexfs_cache_dirty_bytes_total{backend=\"docs\"} 5\n") != NULL);
+		CHECK(strstr(text,
+			     "lexfs_store_bytes_up_total{backend=\"photos\",driver=\"memory\"}"
+			     " 0\nlexfs_store_bytes_up_total{backend=\"docs\","
+			     "driver=\"memory\"} 0\n") != NULL);
+	}
+	free(text);
+out:
+	metrics_values_free(&mv);
+	store_destroy(st[0]);
+	store_destroy(st[1]);
+	settings_free(&s);
+}
+
+/* The mount-level ops of named backends renders every member once; a member
+ * renders only itself. */
+static void test_ops_group(void)
+{
+	static const char *const names[] = {"photos", "docs"};
+	struct ops_conf gc = {0};
+	struct ops *group = NULL, *member[2] = {NULL, NULL};
+	struct store *st[2] = {NULL, NULL};
+	struct settings s;
+	char *text;
+
+	settings_init(&s);
+	CHECK_INT(ops_create(&gc, &group), 0);
+	for (int i = 0; i < 2 && group; i++) {
+		struct store_conf sc = {
+		    .driver = "memory", .backend_name = names[i], .settings = &s};
+		struct ops_conf mc = {.events = {.backend = names[i]}, .group = group};
+
+		CHECK_INT(store_create(&sc, &st[i], NULL), 0);
+		CHECK_INT(ops_create(&mc, &member[i]), 0);
+		if (member[i] && st[i])
+			CHECK_INT(ops_attach(member[i], st[i], NULL), 0);
+	}
+	if (group)
+		CHECK_INT(ops_attach(group, NULL, NULL), 0);
+	text = ops_metrics_text(group);
+	CHECK(text != NULL);
+	if (text) {
+		CHECK_INT(count_bad_lines(text), 0);
+		CHECK(strstr(text, "lexfs_backend_up{backend=\"photos\"} 1\n"
+				   "lexfs_backend_up{backend=\"docs\"} 1\n") != NULL);
+		CHECK(strstr(strstr(text, "# TYPE lexfs_backend_up ") + 1,
+			     "# TYPE lexfs_backend_up ") == NULL);
+	}
+	free(text);
+	text = ops_metrics_text(member[1]);
+	CHECK(text != NULL && strstr(text, "backend=\"docs\"") != NULL &&
+	      strstr(text, "backend=\"photos\"") == NULL);
+	free(text);
+	ops_detach(group);
+	for (int i = 1; i >= 0; i--) {
+		ops_destroy(member[i]);
+		store_destroy(st[i]);
+	}
+	text = ops_metrics_text(group);
+	CHECK(text == NULL); /* no members left, no store of its own */
+	free(text);
+	ops_destroy(group);
+	settings_free(&s);
+}
+
 int main(void)
 {
 	log_open(LOG_SINK_STDERR, NULL, LOG_WARNING);
 	test_render();
+	test_render_two_backends();
+	test_ops_group();
 	test_server();
 	return check_done("metrics_test");
 }
