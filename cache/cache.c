@@ -1276,6 +1276,26 @@ void cache_invalidate(struct cache *c, const char *prefix)
 		pthread_mutex_lock(&c->lock);
 		prev = c->lru_tail; /* the list may have changed meanwhile */
 	}
+	/* A clean entry that only a worker still holds for a moment (no handle, so
+	 * not on the LRU yet) would serve the next open from its copy: take it out
+	 * of the table, so that open starts afresh; it is freed when let go. Entries
+	 * with handles keep them: a writer's bytes must stay where uploads find them. */
+	for (size_t i = 0; i < c->tabsz; i++) {
+		struct centry *next;
+
+		for (e = c->tab[i]; e; e = next) {
+			bool idle_clean;
+
+			next = e->hnext;
+			if (plen && strncmp(e->key, prefix, plen) != 0)
+				continue;
+			pthread_mutex_lock(&e->lock);
+			idle_clean = !e->dirty && !e->busy && !e->pinned && e->handles == 0;
+			pthread_mutex_unlock(&e->lock);
+			if (idle_clean)
+				tab_remove(c, e);
+		}
+	}
 	pthread_mutex_unlock(&c->lock);
 }
 

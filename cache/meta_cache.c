@@ -117,6 +117,59 @@ static int page_copy(struct lexfs_list_page *dst, const struct lexfs_list_page *
 	return 0;
 }
 
+static int item_cmp(const void *a, const void *b)
+{
+	const struct lexfs_objinfo *x = a, *y = b;
+
+	return strcmp(x->key ? x->key : "", y->key ? y->key : "");
+}
+
+/* Index of key in page (sorted), or -(insertion point) - 1. */
+static long page_find(const struct lexfs_list_page *page, const char *key)
+{
+	size_t lo = 0, hi = page->n;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(page->items[mid].key ? page->items[mid].key : "", key);
+
+		if (c == 0)
+			return (long)mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return -(long)lo - 1;
+}
+
+/* Insert a copy of it into page at its place, replacing an item of the same key. */
+static int page_insert(struct lexfs_list_page *page, const struct lexfs_objinfo *it)
+{
+	long at = page_find(page, it->key);
+	struct lexfs_objinfo copy, *nv;
+	size_t pos;
+
+	if (oi_copy(&copy, it) < 0)
+		return -ENOMEM;
+	if (at >= 0) {
+		objinfo_free(&page->items[at]);
+		page->items[at] = copy;
+		return 0;
+	}
+	pos = (size_t)(-at - 1);
+	nv = realloc(page->items, (page->n + 1) * sizeof(*nv));
+	if (!nv) {
+		objinfo_free(&copy);
+		return -ENOMEM;
+	}
+	memmove(nv + pos + 1, nv + pos, (page->n - pos) * sizeof(*nv));
+	nv[pos] = copy;
+	page->items = nv;
+	page->n++;
+	return 0;
+}
+
 /* mc->lock held. */
 static struct mc_stat **stat_slot(struct meta_cache *mc, const char *key)
 {
@@ -359,6 +412,9 @@ void meta_cache_list_put(struct cache *c, const char *prefix, const struct lexfs
 		free(l);
 		goto out;
 	}
+	/* kept in key order, so lookups and our own insertions can bisect */
+	if (l->page.n > 1)
+		qsort(l->page.items, l->page.n, sizeof(*l->page.items), item_cmp);
 	l->expires = now + c->conf.list_ttl_ms;
 	pp = &mc->lists[bucket(prefix)];
 	l->next = *pp;
@@ -407,6 +463,112 @@ void meta_cache_forget(struct cache *c, const char *key)
 out:
 	pthread_mutex_unlock(&mc->lock);
 	free(buf);
+}
+
+/* mc->lock held. The cached, unexpired listing of prefix, or NULL. */
+static struct mc_list *list_live(struct meta_cache *mc, const char *prefix, int64_t now)
+{
+	struct mc_list *l = *list_slot(mc, prefix);
+
+	if (l && l->expires <= now) {
+		list_remove(mc, prefix);
+		l = NULL;
+	}
+	return l;
+}
+
+void meta_cache_note_put(struct cache *c, const char *key, const struct lexfs_objinfo *oi)
+{
+	struct meta_cache *mc = c->mc;
+	int64_t now = cache_now_ms();
+	struct lexfs_objinfo it;
+	size_t len = strlen(key);
+	char *buf;
+
+	if (!mc)
+		return;
+	buf = malloc(len + 1);
+	pthread_mutex_lock(&mc->lock);
+	mc->epoch++;
+	if (!buf) {
+		drop_where(mc, "", false, 0);
+		goto out;
+	}
+	stat_remove(mc, key);
+	if (c->conf.stat_ttl_ms > 0)
+		stat_put_locked(c, mc, key, oi, now + c->conf.stat_ttl_ms);
+	/* The object goes into its directory's listing, then each directory into its
+	 * parent's as a prefix: "a/b/c" -> listing "a/b/" gets "a/b/c", "a/" gets
+	 * "a/b/", "" gets "a/". A listing that cannot take it is dropped. */
+	memcpy(buf, key, len + 1);
+	it = *oi;
+	it.key = buf;
+	/* a marker "a/b/" shows in a delimited listing of "a/" as a common prefix */
+	it.is_prefix = len > 0 && key[len - 1] == '/';
+	for (;;) {
+		char *slash = len > 1 ? memrchr(buf, '/', len - 1) : NULL;
+		size_t plen = slash ? (size_t)(slash - buf) + 1 : 0;
+		char saved = buf[plen];
+		struct mc_list *l;
+
+		buf[plen] = '\0'; /* buf is the directory now ... */
+		l = list_live(mc, buf, now);
+		buf[plen] = saved; /* ... and the item again */
+		if (l && (!it.is_prefix || page_find(&l->page, buf) < 0) &&
+		    page_insert(&l->page, &it) < 0) {
+			buf[plen] = '\0';
+			list_remove(mc, buf);
+		}
+		if (plen == 0)
+			break;
+		buf[plen] = '\0';
+		stat_remove(mc, buf); /* the directory exists now, implicitly or not */
+		memset(&it, 0, sizeof(it));
+		it.key = buf;
+		it.is_prefix = true;
+		len = plen;
+	}
+out:
+	pthread_mutex_unlock(&mc->lock);
+	free(buf);
+}
+
+int meta_cache_list_find(struct cache *c, const char *dkey, const char *key,
+			 struct lexfs_objinfo *out)
+{
+	struct meta_cache *mc = c->mc;
+	size_t n = strlen(key);
+	struct mc_list *l;
+	char *asdir;
+	long at;
+	int ret;
+
+	if (!mc || c->conf.list_ttl_ms <= 0)
+		return 0;
+	asdir = malloc(n + 2);
+	if (!asdir)
+		return 0;
+	memcpy(asdir, key, n);
+	asdir[n] = '/';
+	asdir[n + 1] = '\0';
+	pthread_mutex_lock(&mc->lock);
+	l = list_live(mc, dkey, cache_now_ms());
+	if (!l) {
+		ret = 0;
+	} else if (page_find(&l->page, asdir) >= 0) {
+		ret = 2; /* a directory hides a file of the same name (fs_dir.c) */
+	} else {
+		at = page_find(&l->page, key);
+		ret = at >= 0 ? 1 : -ENOENT;
+		memset(out, 0, sizeof(*out));
+		if (at >= 0 && l->page.items[at].has_meta && oi_copy(out, &l->page.items[at]) < 0)
+			ret = 0;
+	}
+	if (ret != 0)
+		mc->list_hits++;
+	pthread_mutex_unlock(&mc->lock);
+	free(asdir);
+	return ret;
 }
 
 void meta_cache_invalidate(struct cache *c, const char *prefix)

@@ -34,8 +34,22 @@ int meta_cache_list_get(struct cache *c, const char *prefix, struct lexfs_list_p
 void meta_cache_list_put(struct cache *c, const char *prefix, const struct lexfs_list_page *all,
 			 uint64_t epoch);
 
-/* Our own change of key: drop its stat/negative entry and its parent's listing. */
+/* Our own change of key: drop its stat/negative entry and the listings of every
+ * directory above it. */
 void meta_cache_forget(struct cache *c, const char *key);
+/* Our own upload of key succeeded with these attributes (oi: key ignored): the stat
+ * cache gets them, and a cached listing of its directory gets the object (and each
+ * cached ancestor listing its directory prefix), so the next lookup of a new name
+ * there is answered without a request. */
+void meta_cache_note_put(struct cache *c, const char *key, const struct lexfs_objinfo *oi);
+
+/* What the cached listing of directory dkey ("" or "dir/") says of key (a child of
+ * it, file form "dir/x"): 0 no listing cached; -ENOENT neither an object nor a
+ * directory of that name; 1 an object (*out filled when the listing carried its
+ * metadata, has_meta set then; caller frees with objinfo_free); 2 a directory
+ * (key + "/" is a prefix or a marker there). */
+int meta_cache_list_find(struct cache *c, const char *dkey, const char *key,
+			 struct lexfs_objinfo *out);
 /* Drop everything under prefix (NULL or "": everything). */
 void meta_cache_invalidate(struct cache *c, const char *prefix);
 

@@ -612,12 +612,19 @@ int centry_upload(struct cache *c, struct centry *e)
 		goto out;
 
 	if (ret == 0) {
+		/* what the store holds now: the next lookup needs no HEAD */
+		struct lexfs_objinfo now = {.size = size, .mtime = (int64_t)time(NULL),
+					    .meta = meta, .has_meta = true};
+
+		snprintf(now.etag, sizeof(now.etag), "%s", etag);
+		snprintf(now.content_type, sizeof(now.content_type), "%s", ct);
+		meta_cache_note_put(c, key, &now);
 		STAT_ADD(c, st_uploads, 1);
 		STAT_ADD(c, st_upload_bytes, size);
 	} else {
+		meta_cache_forget(c, key);
 		STAT_ADD(c, st_upload_errors, 1);
 	}
-	meta_cache_forget(c, key);
 	if (journaled)
 		journal_drop(c, e);
 	if (ret == 0)

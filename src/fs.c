@@ -24,6 +24,8 @@
  * Listings (readdir) live in src/fs_dir.c, extended attributes in src/fs_xattr.c.
  * Every handler returns 0 / bytes or -errno; no state outside struct fs.
  */
+#include "config.h"
+
 #include "src/fs_int.h"
 
 #include <errno.h>
@@ -299,6 +301,27 @@ static void obj_from_info(struct fs_obj *o, struct lexfs_objinfo *oi)
 }
 
 /* store_info through the stat and negative caches (cache/meta_cache.h). */
+/* The directory key ("" or "a/b/") that holds key ("a/b/c" or "a/b/c/"); caller
+ * frees. */
+static char *parent_dkey(const char *key)
+{
+	size_t n = strlen(key);
+	const char *slash = n > 1 ? memrchr(key, '/', n - 1) : NULL;
+
+	return strndup(key, slash ? (size_t)(slash - key) + 1 : 0);
+}
+
+/* What the cached listing of key's directory says of key (meta_cache_list_find);
+ * 0 when none is cached. */
+static int listed(struct fs *fs, const char *key, struct lexfs_objinfo *oi)
+{
+	char *dkey = parent_dkey(key);
+	int rc = dkey ? meta_cache_list_find(fs->cache, dkey, key, oi) : 0;
+
+	free(dkey);
+	return rc;
+}
+
 static int cached_info(struct fs *fs, const char *key, struct lexfs_objinfo *oi)
 {
 	uint64_t epoch = meta_cache_epoch(fs->cache);
@@ -308,6 +331,15 @@ static int cached_info(struct fs *fs, const char *key, struct lexfs_objinfo *oi)
 		return 0;
 	if (rc == -ENOENT)
 		return rc;
+	/* a listing of the directory knows whether the name exists: a new name (cp,
+	 * rsync, tar) costs no HEAD */
+	rc = listed(fs, key, oi);
+	if (rc == 1 && oi->has_meta)
+		return 0;
+	objinfo_free(oi);
+	memset(oi, 0, sizeof(*oi));
+	if (rc == -ENOENT || rc == 2)
+		return -ENOENT; /* 2: a directory of that name hides the file */
 	rc = store_info(fs->st, key, oi, NULL);
 	if (rc == 0 || rc == -ENOENT)
 		meta_cache_stat_put(fs->cache, key, rc == 0 ? oi : NULL, epoch);
@@ -318,6 +350,32 @@ static int cached_info(struct fs *fs, const char *key, struct lexfs_objinfo *oi)
 static void changed(struct fs *fs, const char *key)
 {
 	meta_cache_forget(fs->cache, key);
+}
+
+/* Our own upload of key succeeded: the caches learn what the store holds. */
+static void uploaded(struct fs *fs, const char *key, const struct lexfs_put_opts *opts,
+		     uint64_t size)
+{
+	struct lexfs_objinfo oi = {.size = size, .mtime = (int64_t)time(NULL), .has_meta = true};
+
+	if (opts->meta)
+		oi.meta = *opts->meta; /* borrowed: note_put copies */
+	snprintf(oi.content_type, sizeof(oi.content_type), "%s",
+		 opts->content_type ? opts->content_type : "");
+	meta_cache_note_put(fs->cache, key, &oi);
+}
+
+/* The listing of a directory we just made: its marker alone. */
+static void new_dir_listing(struct fs *fs, const char *dkey, const struct lexfs_put_opts *opts)
+{
+	struct lexfs_objinfo marker = {.key = (char *)dkey, .mtime = (int64_t)time(NULL),
+				       .has_meta = true};
+	struct lexfs_list_page page = {.items = &marker, .n = 1};
+
+	if (opts->meta)
+		marker.meta = *opts->meta;
+	snprintf(marker.content_type, sizeof(marker.content_type), "%s", FS_DIR_CT);
+	meta_cache_list_put(fs->cache, dkey, &page, meta_cache_epoch(fs->cache));
 }
 
 /* 1 when something lies under dkey (other than the marker itself), 0 when not. */
@@ -394,6 +452,16 @@ static int lookup_dir(struct fs *fs, struct fs_obj *o)
 	int rc;
 
 	rc = meta_cache_stat_get(fs->cache, o->key, &oi);
+	if (rc == 0) {
+		/* a listing of the parent that does not name the directory: none */
+		char *name = strndup(o->key, strlen(o->key) - 1);
+
+		rc = name ? listed(fs, name, &oi) : 0;
+		free(name);
+		objinfo_free(&oi);
+		memset(&oi, 0, sizeof(oi));
+		rc = rc == 2 || rc == 0 ? 0 : -ENOENT;
+	}
 	if (rc == 0) {
 		rc = lookup_dir_store(fs, o, &oi);
 		if (rc == 0 || rc == -ENOENT)
@@ -631,9 +699,15 @@ static int fs_mkdir(const char *path, mode_t mode)
 		goto out;
 	opts.meta = &meta;
 	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
-	changed(fs, key);
-	if (rc)
+	if (rc) {
+		changed(fs, key);
 		fs_log_store_fail("mkdir", key, rc, &err);
+	} else {
+		uploaded(fs, key, &opts, 0);
+		/* A new directory holds only its marker: names looked up in it next
+		 * (cp -r, tar x, rsync) are answered without a request. */
+		new_dir_listing(fs, key, &opts);
+	}
 	meta_free(&meta);
 out:
 	free(key);
@@ -1212,9 +1286,12 @@ static int fs_symlink(const char *target, const char *path)
 		goto out;
 	opts.meta = &meta;
 	rc = store_upload(fs->st, key, &src, &opts, NULL, &err);
-	changed(fs, key);
-	if (rc)
+	if (rc) {
+		changed(fs, key);
 		fs_log_store_fail("symlink", key, rc, &err);
+	} else {
+		uploaded(fs, key, &opts, src.len);
+	}
 	meta_free(&meta);
 out:
 	free(key);

@@ -760,19 +760,40 @@ static void test_meta_cache(void)
 	meta_cache_list_put(fx.c, "a/", &page, meta_cache_epoch(fx.c));
 	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 1);
 	CHECK_INT(lp.n, 2);
-	CHECK_STR(lp.items[1].key, "a/sub/");
+	CHECK_STR(lp.items[0].key, "a/sub/"); /* kept in key order */
+	CHECK_STR(lp.items[1].key, "a/y");
 	list_page_free(&lp);
+	/* the listing answers lookups of its names */
+	CHECK_INT(meta_cache_list_find(fx.c, "a/", "a/y", &got), 1);
+	CHECK(got.has_meta && got.size == 7);
+	objinfo_free(&got);
+	CHECK_INT(meta_cache_list_find(fx.c, "a/", "a/sub", &got), 2);
+	CHECK_INT(meta_cache_list_find(fx.c, "a/", "a/nope", &got), -ENOENT);
+	CHECK_INT(meta_cache_list_find(fx.c, "b/", "b/x", &got), 0);
 	CHECK_INT(meta_cache_stat_get(fx.c, "a/y", &got), 1);
 	CHECK_INT(got.size, 7);
 	objinfo_free(&got);
 
-	/* our own write forgets the key and its directory's listing */
+	/* our own upload puts the object into the stat cache and its directory's
+	 * listing (the negative entry goes) */
 	CHECK_INT(cache_open(fx.c, "a/none", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
 	CHECK_INT(cache_release(f), 0);
-	CHECK_INT(meta_cache_stat_get(fx.c, "a/none", &got), 0);
-	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 0);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/none", &got), 1);
+	CHECK_INT(got.size, 0);
+	objinfo_free(&got);
+	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 1);
+	CHECK_INT(lp.n, 3);
+	CHECK_STR(lp.items[0].key, "a/none");
+	list_page_free(&lp);
 	CHECK_INT(meta_cache_stat_get(fx.c, "a/x", &got), 1);
 	objinfo_free(&got);
+	/* a new key two levels down: its directory shows in the cached listing */
+	CHECK_INT(cache_open(fx.c, "a/new/deep", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(meta_cache_list_find(fx.c, "a/", "a/new", &got), 2);
+	/* a delete drops the listing instead */
+	CHECK_INT(cache_unlink(fx.c, "a/none"), 0);
+	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 0);
 	/* an answer the store gave before our own change is not remembered after it */
 	{
 		uint64_t before = meta_cache_epoch(fx.c);
