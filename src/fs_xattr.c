@@ -19,7 +19,8 @@
  * and write-only controls: user.lexfs.invalidate (drop cached data and metadata:
  * on the root everything, on a directory what lies under it) and, on the root,
  * user.lexfs.control.NAME = VALUE (store_control, e.g. fault injection).
- * Setting a lexfs name is EPERM; removing one succeeds and changes nothing (it is
+ * Setting a computed lexfs name is ENOTSUP (cp -a skips that error silently), a
+ * control anywhere but the root EPERM; removing one succeeds and changes nothing (it is
  * computed), because rsync -X removes every name its source lacks and stops on
  * any error.
  * Names outside user.* are not supported: ENODATA on read (so cp -a and rsync -X
@@ -418,7 +419,9 @@ static int root_control(struct fs *fs, const char *name, const char *value, size
 		cache_invalidate(fs->cache, fs->prefix);
 		return 0;
 	}
-	if (!has_prefix(name, XA_CONTROL) || !name[strlen(XA_CONTROL)])
+	if (!has_prefix(name, XA_CONTROL))
+		return -ENOTSUP; /* a computed name (see fs_setxattr) */
+	if (!name[strlen(XA_CONTROL)])
 		return -EPERM;
 	val = strndup(value, size);
 	if (!val)
@@ -466,7 +469,12 @@ int fs_setxattr(const char *path, const char *name, const char *value, size_t si
 			return root_control(fs, name, value, size);
 		if (strcmp(name, "user.lexfs.invalidate") == 0)
 			return invalidate_dir(fs, path);
-		return -EPERM;
+		if (has_prefix(name, XA_CONTROL))
+			return -EPERM; /* controls are set on the mount root */
+		/* A computed name cannot be set. ENOTSUP (not EPERM): cp -a and
+		 * cp --preserve=xattr copy every listed name and skip this error
+		 * silently, where EPERM prints a line per name and file. */
+		return -ENOTSUP;
 	}
 	rc = fs_lookup(fs, path, &o);
 	if (rc)
