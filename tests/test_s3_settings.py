@@ -1,13 +1,17 @@
-"""S3 and R2 settings that are decided before any request: the server-side
-encryption options (SSE-S3, SSE-KMS, SSE-C key files). No server is contacted: `url`
-is computed locally, and a refused setting stops the driver before its first request.
+"""S3 and R2 settings that are decided before any request: the R2 endpoint derived
+from the account id, and the server-side encryption options (SSE-S3, SSE-KMS, SSE-C
+key files). No server is contacted: `url` and `presign` are computed locally, and a
+refused setting stops the driver before its first request.
 """
 import base64
 import os
+import re
 import subprocess
+import time
 
 from conftest import storetool_bin
 
+ACCOUNT = "0123456789abcdef0123456789abcdef"
 SECRET = "r2-test-secret-0123456789abcdefghij"
 
 
@@ -20,6 +24,41 @@ def tool(driver, *args, settings=()):
     env.update(AWS_CONFIG_FILE="/dev/null", AWS_SHARED_CREDENTIALS_FILE="/dev/null",
                AWS_EC2_METADATA_DISABLED="true")
     return subprocess.run(cmd + list(args), capture_output=True, timeout=60, env=env)
+
+
+# ---- R2 ----
+
+def test_r2_endpoint_comes_from_the_account_id():
+    r = tool("r2", "url", "dir/photo 1.jpg", settings=["bucket=photos", "account_id=" + ACCOUNT])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == \
+        "https://%s.r2.cloudflarestorage.com/photos/dir/photo%%201.jpg" % ACCOUNT
+    assert ("r2: bucket photos at https://%s.r2.cloudflarestorage.com (path style, region auto"
+            % ACCOUNT).encode() in r.stderr
+
+
+def test_r2_presigned_url_is_on_the_account_endpoint_with_region_auto():
+    r = tool("r2", "presign", "a.txt", "GET", "600",
+             settings=["bucket=photos", "account_id=" + ACCOUNT])
+    assert r.returncode == 0, r.stderr
+    url = r.stdout.decode().strip()
+    assert url.startswith("https://%s.r2.cloudflarestorage.com/photos/a.txt?" % ACCOUNT)
+    day = time.strftime("%Y%m%d", time.gmtime())
+    assert "X-Amz-Credential=R2KEYID%%2F%s%%2Fauto%%2Fs3%%2Faws4_request" % day in url
+    assert SECRET not in url
+
+
+def test_r2_without_account_id_or_endpoint_is_refused():
+    r = tool("r2", "url", "a.txt", settings=["bucket=photos"])
+    assert r.returncode == 22, r.stderr  # EINVAL
+    assert b"storage.r2.account_id" in r.stderr
+
+
+def test_r2_explicit_endpoint_wins_over_the_account_id():
+    r = tool("r2", "url", "a.txt", settings=["bucket=photos", "account_id=" + ACCOUNT,
+                                             "endpoint=https://r2.internal.example"])
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == "https://r2.internal.example/photos/a.txt"
 
 
 # ---- server-side encryption settings ----
