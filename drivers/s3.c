@@ -1291,9 +1291,8 @@ static int copy_impl(struct lexfs_drv *d, const char *src, const char *dst,
 		     const struct lexfs_put_opts *opts, struct lexfs_err *err)
 {
 	struct lexfs_objinfo si;
-	int rc;
-
 	struct lexfs_err e;
+	int rc;
 
 	rc = s3_info(d, src, &si, err);
 	if (rc)
