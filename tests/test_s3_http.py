@@ -32,7 +32,7 @@ import pytest
 from conftest import lexfs_bin, storetool_bin
 
 BUCKET = "fake-bucket"
-STALL_S = 4
+STALL_S = 10
 
 
 class Dropped(Exception):
@@ -629,7 +629,7 @@ def test_request_timeout_is_retried_through_the_mount(fake, mounter):
     t0 = time.monotonic()
     assert Path(m.path, "slow.bin").read_bytes() == data
     # The stalled GET was given up after the 1 s timeout, long before the server's
-    # 4 s stall ended, and sent again.
+    # stall ended, and sent again.
     assert time.monotonic() - t0 < STALL_S
     assert len(_requests(fake, "GET", "slow.bin")) >= 2
     assert re.search(r"GET \S+/slow.bin .*curl: .*(too slow|timed out)", m.log), m.log
