@@ -565,6 +565,19 @@ static int az_mp_complete(lexfs_drv *d, lexfs_mpu *mpu, unsigned nparts,
 			  struct lexfs_objinfo *out, struct lexfs_err *err);
 static int az_mp_abort(lexfs_drv *d, lexfs_mpu *mpu, struct lexfs_err *err);
 
+uint64_t azure_block_size(uint64_t size, uint64_t want)
+{
+	uint64_t bs = want ? want : DEFAULT_BLOCK_SIZE;
+	uint64_t need = size / MAX_BLOCKS + (size % MAX_BLOCKS != 0);
+
+	if (bs > MAX_BLOCK_SIZE)
+		bs = MAX_BLOCK_SIZE;
+	if (need > bs)
+		/* whole MiB, so blocks stay aligned with the cache's pages */
+		bs = (need + MIB - 1) / MIB * MIB;
+	return bs <= MAX_BLOCK_SIZE ? bs : 0;
+}
+
 /* A whole-object upload in blocks, several at a time. Workers take the next block
  * index from `next`; the first failure stops them all. */
 struct block_job {
@@ -627,11 +640,10 @@ static int az_upload(lexfs_drv *d, const char *key, const struct lexfs_src *src,
 
 	j.d = d;
 	j.src = src;
-	j.bs = d->block_size;
-	while ((src->len + j.bs - 1) / j.bs > MAX_BLOCKS)
-		j.bs *= 2;
-	if (j.bs > MAX_BLOCK_SIZE)
-		return lexfs_fail(err, LEXFS_E_QUOTA, EFBIG, "azure: object too large");
+	j.bs = azure_block_size(src->len, d->block_size);
+	if (j.bs == 0)
+		return lexfs_fail(err, LEXFS_E_QUOTA, EFBIG,
+				  "azure: object too large (50,000 blocks of 4000 MiB at most)");
 	j.n = (unsigned)((src->len + j.bs - 1) / j.bs);
 	rc = az_mp_begin(d, key, opts, &j.m, err);
 	if (rc)

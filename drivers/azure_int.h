@@ -3,6 +3,7 @@
 #define LEXFS_AZURE_INT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "drivers/driver.h"
 
@@ -30,5 +31,10 @@ int azure_parse_list(const char *xml, size_t len, const char *strip,
  * rest is a request id and time). */
 void azure_parse_error(const char *xml, size_t len, char *code, size_t codelen, char *msg,
 		       size_t msglen);
+
+/* Block size of a whole-object upload of `size` bytes: `want` (0: 8 MiB), grown to
+ * whole MiB so that 50,000 blocks cover the object; 0 when even 50,000 blocks of
+ * 4000 MiB (the service's largest) cannot. */
+uint64_t azure_block_size(uint64_t size, uint64_t want);
 
 #endif

@@ -5,7 +5,7 @@
  * kms_key_name (CMEK for new objects), project, anonymous.
  *
  * Requests:
- *   health    GET    /storage/v1/b/B?fields=name
+ *   health    GET    /storage/v1/b/B?fields=name (anonymous: GET /storage/v1/b/B/o?maxResults=1)
  *   upload    POST   /upload/storage/v1/b/B/o?uploadType=multipart (small)
  *             POST   ...?uploadType=resumable, then PUT chunks (large)
  *   download  GET    /storage/v1/b/B/o/K?alt=media  (+ Range); a full read is
@@ -18,6 +18,10 @@
  *             ifGenerationMatch=G, so a concurrent writer's new S is not removed
  *   set_meta  PATCH  /storage/v1/b/B/o/K?ifMetagenerationMatch=M
  *   presign   V4 signed URL on the endpoint's host (src/gcs_sign.c)
+ *
+ * Retries are the HTTP layer's (429, 5xx, connection errors, with capped jittered
+ * back-off) plus 408; a 412 is never re-sent as it was (set_meta reads the object
+ * again first). Upload chunks are resumed instead (gcs_upload.c).
  *
  * Uploads and resumable sessions live in gcs_upload.c; shared pieces in gcs_int.h.
  */
@@ -78,6 +82,14 @@ char *gcs_obj_url(const struct lexfs_drv *d, const char *api, const char *key, c
 	return buf_steal(&b);
 }
 
+/* Statuses Google asks clients to retry beyond the HTTP layer's 429 and 5xx: 408
+ * Request Timeout. 412 is not among them: a failed precondition is an answer (the
+ * callers that set one read the object again and decide). */
+static bool gcs_retryable_reply(const struct http_resp *resp)
+{
+	return resp->status == 408;
+}
+
 /* Perform with the bearer token; one more try with a fresh token after a 401. */
 int gcs_perform(struct lexfs_drv *d, struct http_req *req, struct http_resp *resp,
 		struct lexfs_err *err)
@@ -94,7 +106,7 @@ int gcs_perform(struct lexfs_drv *d, struct http_req *req, struct http_resp *res
 			if (ret)
 				return ret;
 		}
-		ret = http_perform(d->http, req, resp, NULL, err);
+		ret = http_perform(d->http, req, resp, gcs_retryable_reply, err);
 		if (ret)
 			return ret;
 		if (resp->status == 401 && attempt == 0 &&
@@ -367,7 +379,14 @@ static int gcs_health(lexfs_drv *d, int timeout_ms, struct lexfs_err *err)
 	struct buf b = BUF_INIT(0);
 	int ret;
 
-	if (buf_addf(&b, "%s/storage/v1/b/%s?fields=name", d->base, d->bucket_enc))
+	/* Anonymous access to a public bucket (allUsers: objectViewer) may list its
+	 * objects but not read the bucket's own metadata. */
+	if (gcs_auth_kind(d->auth) == GCS_AUTH_ANONYMOUS)
+		ret = buf_addf(&b, "%s/storage/v1/b/%s/o?maxResults=1&fields=nextPageToken",
+			       d->base, d->bucket_enc);
+	else
+		ret = buf_addf(&b, "%s/storage/v1/b/%s?fields=name", d->base, d->bucket_enc);
+	if (ret)
 		return -ENOMEM;
 	http_req_init(&req, "GET", buf_steal(&b));
 	http_resp_init(&resp);

@@ -11,7 +11,7 @@ liblexfs_a_SOURCES += \
 liblexfs_a_SOURCES += drivers/gcs.c drivers/gcs_int.h drivers/gcs_upload.c
 # s3 branch: the S3 and R2 drivers
 liblexfs_a_SOURCES += drivers/s3.c drivers/s3_xml.c drivers/s3_xml.h \
-	drivers/s3_creds.c drivers/s3_creds.h
+	drivers/s3_creds.c drivers/s3_creds.h drivers/s3_sse.c drivers/s3_sse.h
 # drv branch: the memory and local drivers.
 liblexfs_a_SOURCES += drivers/memory.c drivers/local.c drivers/local_int.h \
 	drivers/local_list.c drivers/local_mpu.c

@@ -17,6 +17,9 @@
  * Multipart: ETags of parts are kept in the upload handle; Complete's response
  * body is not trusted for the ETag (radosgw sends it empty): a HEAD follows.
  * Every failure after Create aborts the upload, so none is left behind.
+ *
+ * Encryption (SSE-S3, SSE-KMS, SSE-C) is drivers/s3_sse.c: which headers go on which
+ * request is listed there.
  */
 #include "config.h"
 
@@ -34,6 +37,7 @@
 
 #include "drivers/builtin.h"
 #include "drivers/s3_creds.h"
+#include "drivers/s3_sse.h"
 #include "drivers/s3_xml.h"
 #include "src/crypto.h"
 #include "src/http.h"
@@ -56,8 +60,7 @@ struct lexfs_drv {
 	bool path_style;
 	bool anonymous;
 	bool sign_payload;
-	char *sse;           /* NULL, "AES256" or "aws:kms" */
-	char *kms_key_id;
+	struct s3_sse sse; /* server-side encryption (drivers/s3_sse.h) */
 	uint64_t copy_threshold;
 	uint64_t copy_part_size;
 	unsigned copy_concurrency;
@@ -376,12 +379,8 @@ static int put_headers(const struct lexfs_drv *d, struct http_headers *h,
 					*p = '.';
 		rc = http_headers_set(h, name, opts->meta->kv[i].value);
 	}
-	if (!rc && with_sse && d->sse) {
-		rc = http_headers_set(h, "x-amz-server-side-encryption", d->sse);
-		if (!rc && d->kms_key_id && strcmp(d->sse, "aws:kms") == 0)
-			rc = http_headers_set(h, "x-amz-server-side-encryption-aws-kms-key-id",
-					      d->kms_key_id);
-	}
+	if (!rc && with_sse)
+		rc = s3_sse_create_headers(&d->sse, h);
 	return rc;
 }
 
@@ -417,6 +416,10 @@ static int s3_info(lexfs_drv *d, const char *key, struct lexfs_objinfo *out,
 
 	memset(out, 0, sizeof(*out));
 	http_resp_init(&resp);
+	if (s3_sse_key_headers(&d->sse, &call.headers)) {
+		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
+		goto out;
+	}
 	rc = s3_perform(d, &call, &resp, err);
 	if (rc)
 		goto out;
@@ -577,6 +580,8 @@ static int s3_download(lexfs_drv *d, const char *key, uint64_t off, uint64_t len
 					 off + len - 1);
 			rc = http_headers_set(&call.headers, "Range", range);
 		}
+		if (!rc)
+			rc = s3_sse_key_headers(&d->sse, &call.headers);
 		if (!rc && etag[0]) {
 			char q[100];
 			snprintf(q, sizeof(q), "\"%s\"", etag);
@@ -927,6 +932,10 @@ static int s3_mp_part(lexfs_drv *d, lexfs_mpu *m, unsigned partno, const struct 
 				strerror(-rc));
 		goto out;
 	}
+	if (s3_sse_key_headers(&d->sse, &call.headers)) {
+		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
+		goto out;
+	}
 	rc = s3_perform(d, &call, &resp, err);
 	if (rc)
 		goto out;
@@ -1008,6 +1017,9 @@ static int mp_complete_remote(struct lexfs_drv *d, struct lexfs_mpu *m, unsigned
 	src = (struct lexfs_src){ .buf = body.data, .len = body.len };
 	call.body = &src;
 	rc = http_headers_set(&call.headers, "Content-Type", "application/xml");
+	/* SSE-C: a bucket policy may demand the key on Complete too. */
+	if (!rc)
+		rc = s3_sse_key_headers(&d->sse, &call.headers);
 	if (rc) {
 		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
 		goto out;
@@ -1096,6 +1108,8 @@ static int copy_object(struct lexfs_drv *d, const char *src, const char *dst,
 				      opts ? "REPLACE" : "COPY");
 	if (!rc)
 		rc = put_headers(d, &call.headers, opts, true);
+	if (!rc)
+		rc = s3_sse_copy_source_headers(&d->sse, &call.headers);
 	if (rc) {
 		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
 		goto out;
@@ -1146,8 +1160,13 @@ static int part_copy(struct pcopy *pc, unsigned partno, struct lexfs_err *err)
 	call.trace = trace;
 	snprintf(range, sizeof(range), "bytes=%" PRIu64 "-%" PRIu64, a, b);
 	rc = http_headers_set(&call.headers, "x-amz-copy-source", pc->cs);
-	if (!rc)
+	/* An empty source has no byte range: the part is the whole (empty) object. */
+	if (!rc && pc->size > 0)
 		rc = http_headers_set(&call.headers, "x-amz-copy-source-range", range);
+	if (!rc)
+		rc = s3_sse_copy_source_headers(&d->sse, &call.headers);
+	if (!rc)
+		rc = s3_sse_key_headers(&d->sse, &call.headers);
 	if (rc) {
 		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
 		goto out;
@@ -1272,15 +1291,30 @@ static int copy_impl(struct lexfs_drv *d, const char *src, const char *dst,
 		     const struct lexfs_put_opts *opts, struct lexfs_err *err)
 {
 	struct lexfs_objinfo si;
+	struct lexfs_err e;
 	int rc;
 
 	rc = s3_info(d, src, &si, err);
 	if (rc)
 		return rc;
-	if (si.size > d->copy_threshold)
+	if (si.size > d->copy_threshold) {
 		rc = multipart_copy(d, src, dst, &si, opts, err);
-	else
-		rc = copy_object(d, src, dst, opts, err);
+		goto out;
+	}
+	lexfs_err_clear(&e);
+	rc = copy_object(d, src, dst, opts, &e);
+	if (rc == -ENOTSUP && strcmp(e.provider_code, "NotImplemented") == 0) {
+		/* Ceph's gateway (pacific) cannot CopyObject an encrypted object (SSE-C,
+		 * SSE-KMS) but copies its parts: UploadPartCopy keeps rename and chmod
+		 * server-side there. */
+		log_debug("%s: CopyObject %s -> %s not implemented by the server: copying it "
+			  "as one part",
+			  drv_name(d), src, dst);
+		rc = multipart_copy(d, src, dst, &si, opts, err);
+	} else if (rc && err) {
+		*err = e;
+	}
+out:
 	objinfo_free(&si);
 	return rc;
 }
@@ -1384,8 +1418,7 @@ static void s3_close(lexfs_drv *d)
 	free(d->bucket);
 	free(d->endpoint);
 	free(d->host_vhost);
-	free(d->sse);
-	free(d->kms_key_id);
+	s3_sse_free(&d->sse);
 	free(d);
 }
 
@@ -1547,26 +1580,9 @@ static int open_common(const struct lexfs_driver_conf *conf, bool r2, lexfs_drv 
 	if (d->copy_threshold > S3_MAX_PART)
 		d->copy_threshold = S3_MAX_PART;
 
-	v = setting(s, "sse", "encryption");
-	if (v && *v) {
-		if (strcmp(v, "AES256") && strcmp(v, "aws:kms")) {
-			rc = lexfs_fail(err, LEXFS_E_STORAGE, EINVAL,
-					"%s: sse '%s' (%s) must be AES256 or aws:kms", name, v,
-					settings_origin(s, settings_get(s, "sse") ? "sse" :
-										     "encryption"));
-			goto fail;
-		}
-		d->sse = strdup(v);
-	}
-	v = settings_get(s, "kms_key_id");
-	if (v && *v)
-		d->kms_key_id = strdup(v);
-	if ((d->sse == NULL && d->kms_key_id) || (d->sse && strcmp(d->sse, "aws:kms") &&
-						  d->kms_key_id)) {
-		rc = lexfs_fail(err, LEXFS_E_STORAGE, EINVAL, "%s: kms_key_id needs sse=aws:kms",
-				name);
+	rc = s3_sse_open(&d->sse, s, name, d->endpoint, err);
+	if (rc)
 		goto fail;
-	}
 
 	/* Credentials (not needed for anonymous access); settings_get marks the
 	 * keys used either way. */
@@ -1611,9 +1627,9 @@ static int open_common(const struct lexfs_driver_conf *conf, bool r2, lexfs_drv 
 		rc = lexfs_fail(err, LEXFS_E_STORAGE, -rc, "%s: cannot start the HTTP client", name);
 		goto fail;
 	}
-	log_info("%s: bucket %s at %s (%s style, region %s, credentials from %s)", name,
-		 d->bucket, d->endpoint, d->path_style ? "path" : "virtual-host", region,
-		 d->creds.source);
+	log_info("%s: bucket %s at %s (%s style, region %s, credentials from %s, encryption %s)",
+		 name, d->bucket, d->endpoint, d->path_style ? "path" : "virtual-host", region,
+		 d->creds.source, s3_sse_name(&d->sse));
 	free(profile_region);
 	*out = d;
 	return 0;

@@ -16,8 +16,10 @@
  *
  * The back-off is "full jitter": a random delay in [0, min(max, base * 2^attempt)].
  * A body comes from a struct lexfs_src (fd range read with pread, or a buffer), so
- * it can always be re-sent; a download whose sink already got bytes is never retried
- * here (the sink cannot take them twice).
+ * each attempt re-sends it from its start. What is never retried: a body whose
+ * source cannot be read in full any more (read_cb: the file shrank or failed under
+ * the upload, so its hash and length no longer hold), a request marked no_retry,
+ * and a download whose sink already got bytes (the sink cannot take them twice).
  */
 #include "src/http.h"
 
@@ -261,6 +263,7 @@ struct xfer {
 	uint64_t sent;      /* body bytes handed to curl this attempt */
 	int status;         /* of the last status line seen */
 	int sink_err;       /* sink's -errno when it stopped the transfer */
+	int src_err;	    /* -errno when the body's source could not be read */
 	uint64_t delivered; /* bytes given to the sink, all attempts */
 };
 
@@ -286,7 +289,7 @@ static size_t read_cb(char *dst, size_t size, size_t nmemb, void *arg)
 		if (n <= 0) {
 			/* The file shrank or failed under us: abort rather than send a
 			 * body shorter than its Content-Length. */
-			x->sink_err = n < 0 ? -errno : -EIO;
+			x->src_err = n < 0 ? -errno : -EIO;
 			return CURL_READFUNC_ABORT;
 		}
 	}
@@ -577,6 +580,7 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 		x.sent = 0;
 		x.status = 0;
 		x.sink_err = 0;
+		x.src_err = 0;
 		errbuf[0] = '\0';
 
 		if (req->sign) {
@@ -613,6 +617,17 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 			  (unsigned long long)x.sent, (unsigned long long)resp->body_bytes,
 			  (long long)((now_us() - t0) / 1000), attempt + 1);
 
+		if (x.src_err) {
+			/* The body is no longer what was hashed and announced (the file
+			 * shrank or failed): sending it again cannot help. */
+			rc = x.src_err;
+			lexfs_fail(err, LEXFS_E_STORAGE, -rc,
+				   "%s %s: the request body could not be read (%s): its source "
+				   "changed during the upload; not retried",
+				   req->method ? req->method : "GET",
+				   req->trace_key ? req->trace_key : turl, strerror(-rc));
+			break;
+		}
 		if (x.sink_err) {
 			/* The sink (or the body file) said stop: not a transport problem. */
 			rc = x.sink_err;

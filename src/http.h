@@ -4,9 +4,11 @@
  * TLS session and connection caches. http_perform() runs one request with retries:
  * capped exponential backoff with full jitter on connection errors, timeouts,
  * 500/502/503/504, 429 and provider throttling codes (SlowDown, ServerBusy ...),
- * honouring Retry-After. A request whose body cannot be replayed (no fd/buffer
- * source) is not retried once bytes went out. Before every attempt the request's
- * sign callback runs again, so a signature always carries the attempt's time.
+ * honouring Retry-After. A body is re-sent from its source (buffer, or fd range read
+ * with pread) on every attempt; a body that cannot be read in full again (the file
+ * shrank or failed under the upload) ends the request unretried, as does no_retry.
+ * Before every attempt the request's sign callback runs again, so a signature
+ * always carries the attempt's time.
  *
  * Tracing (-o trace=http) logs method, URL without its query string, status, bytes
  * and latency: never a header value, a signature or a credential.

@@ -65,3 +65,7 @@ tests_unit_sdnotify_test_LDADD = $(LEXFS_LIBS)
 UNIT_TESTS += tests/unit/route_test
 tests_unit_route_test_SOURCES = tests/unit/route_test.c tests/unit/check.h
 tests_unit_route_test_LDADD = $(LEXFS_LIBS)
+# cloud2: sizes the cloud drivers choose before any request (Azure blocks)
+UNIT_TESTS += tests/unit/cloud_test
+tests_unit_cloud_test_SOURCES = tests/unit/cloud_test.c tests/unit/check.h
+tests_unit_cloud_test_LDADD = $(LEXFS_LIBS)

@@ -9,6 +9,7 @@ import datetime
 import hashlib
 import json
 import os
+import re
 import subprocess
 import time
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +18,7 @@ import pytest
 
 from conftest import lexfs_bin
 from servers.azurite import ACCOUNT, KEY, AzureBackend
+from storetool_session import Session
 
 MIB = 1024 * 1024
 WRONG_KEY = "d3Jvbmcga2V5IGZvciB0aGUgbGV4ZnMgdGVzdHMsIG5vdCB0aGUgcmVhbCBvbmUhIQ=="
@@ -265,33 +267,56 @@ def test_large_file_goes_up_as_blocks(amnt):
     assert d.hexdigest() == h.hexdigest()
 
 
-def test_rename_is_a_server_side_copy(amnt):
-    data = os.urandom(6 * MIB + 3)
+def test_rename_of_a_200mib_streamed_file_is_a_server_side_copy(amnt):
+    # The file streams up as blocks while it is written; its rename is Copy Blob:
+    # no byte of it comes back down, none goes up again.
+    size = 200 * MIB
     src = os.path.join(amnt.path, "before.bin")
+    h = hashlib.sha256()
+    chunk = os.urandom(MIB)
     with open(src, "wb") as f:
-        f.write(data)
+        for i in range(size // MIB):
+            piece = bytes([i & 255]) + chunk[1:]
+            f.write(piece)
+            h.update(piece)
     os.chmod(src, 0o640)
     invalidate(amnt)
-    down0 = store_op(amnt, "download", "bytes")
-    up0 = store_op(amnt, "upload", "bytes")
+    ops0 = stats(amnt)["store"]["ops"]
+    assert ops0["mp_part"]["calls"] >= 20  # it did go up as streamed blocks
     os.rename(src, os.path.join(amnt.path, "after.bin"))
-    assert store_op(amnt, "download", "bytes") == down0
-    assert store_op(amnt, "upload", "bytes") == up0
-    s = stats(amnt)["store"]["ops"]
-    assert s["move"]["calls"] + s["copy"]["calls"] >= 1
+    ops = stats(amnt)["store"]["ops"]
+    for op in ("download", "upload", "mp_part"):
+        assert ops[op]["calls"] == ops0[op]["calls"], op
+        assert ops[op]["bytes"] == ops0[op]["bytes"], op
+    assert ops["move"]["calls"] + ops["copy"]["calls"] == \
+        ops0["move"]["calls"] + ops0["copy"]["calls"] + 1
     client = amnt.backend.client()
     names = [b.name for b in client.list_blobs()]
     assert names == ["after.bin"]
     props = client.get_blob_client("after.bin").get_blob_properties()
+    assert props.size == size
     assert int(props.metadata["mode"], 0) & 0o777 == 0o640  # metadata carried over
-    assert client.download_blob("after.bin").readall() == data
+    d = hashlib.sha256()
+    for c in client.download_blob("after.bin", max_concurrency=4).chunks():
+        d.update(c)
+    assert d.hexdigest() == h.hexdigest()
 
 
-def test_storetool_mv_and_cp_download_nothing(az):
+def test_storetool_mv_and_cp_download_nothing(az, tmp_path):
+    # One storetool process for all of it, so its store statistics cover every step.
     data = os.urandom(3 * MIB)
-    az.storetool("put", "x.bin", "-", input=data)
-    az.storetool("cp", "x.bin", "y.bin")
-    az.storetool("mv", "y.bin", "z.bin")
+    (tmp_path / "x.bin").write_bytes(data)
+    s = Session(az)
+    try:
+        s.ok("put", "x.bin", tmp_path / "x.bin")
+        s.ok("cp", "x.bin", "y.bin")
+        s.ok("mv", "y.bin", "z.bin")
+        ops = s.ok("stats").json()["ops"]
+    finally:
+        s.close()
+    assert ops["download"]["calls"] == 0 and ops["download"]["bytes"] == 0
+    assert ops["upload"]["calls"] == 1 and ops["upload"]["bytes"] == len(data)
+    assert ops["copy"]["calls"] == 1 and ops["move"]["calls"] == 1
     names = sorted(b.name for b in az.client().list_blobs())
     assert names == ["x.bin", "z.bin"]
     assert az.client().download_blob("z.bin").readall() == data
@@ -420,3 +445,68 @@ def test_large_file_streams_as_blocks_before_close(amnt):
     for c in blob.download_blob(max_concurrency=4).chunks():
         d.update(c)
     assert d.hexdigest() == h.hexdigest()
+
+
+# ---- parallel blocks, seen by the server ----
+
+_START = re.compile(r"^(\S+) (\S+) info: BlobStorageContextMiddleware: RequestMethod=PUT "
+                    r"RequestURL=\S+?/([^/?]+)/([^/?]+)\?comp=block&blockid=")
+_END = re.compile(r"^(\S+) (\S+) info: EndMiddleware: End response\. .*StatusCode=201")
+
+
+def _ts(s):
+    return datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+
+
+def put_block_intervals(server, container, blob, want):
+    """[start, end] of each Put Block of one blob, from Azurite's own debug log (by
+    request id); waits until `want` of them have ended (the log is written
+    asynchronously)."""
+    path = os.path.join(server.workdir, "azurite-debug.log")
+    deadline = time.monotonic() + 30
+    while True:
+        starts, ends = {}, {}
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = _START.match(line)
+                if m and m.group(3) == container and m.group(4) == blob:
+                    starts[m.group(2)] = _ts(m.group(1))
+                    continue
+                m = _END.match(line)
+                if m and m.group(2) in starts:
+                    ends[m.group(2)] = _ts(m.group(1))
+        done = [(starts[r], ends[r]) for r in starts if r in ends]
+        if len(done) >= want or time.monotonic() > deadline:
+            return sorted(done)
+
+
+def most_at_once(intervals):
+    """The largest number of requests the server was handling at one moment. A
+    request that starts only after another ended does not overlap it, so a client
+    that sends one block at a time scores 1 however fast or slow it is."""
+    best = 0
+    for s, _ in intervals:
+        best = max(best, sum(1 for a, b in intervals if a <= s < b))
+    return best
+
+
+def test_blocks_of_one_upload_go_up_concurrently(az, tmp_path):
+    data = os.urandom(48 * MIB)  # 6 blocks of 8 MiB, block_parallel 4
+    (tmp_path / "p.bin").write_bytes(data)
+    az.storetool("put", "p.bin", tmp_path / "p.bin")
+    iv = put_block_intervals(az.server, az.container, "p.bin", 6)
+    assert len(iv) == 6
+    assert most_at_once(iv) >= 2, iv
+    assert az.client().download_blob("p.bin").readall() == data
+
+
+def test_streamed_blocks_of_one_file_go_up_concurrently(amnt):
+    chunk = os.urandom(MIB)
+    with open(os.path.join(amnt.path, "s.bin"), "wb") as f:
+        for i in range(96):
+            f.write(bytes([i]) + chunk[1:])
+    iv = put_block_intervals(amnt.backend.server, amnt.backend.container, "s.bin", 12)
+    assert len(iv) >= 12
+    assert most_at_once(iv) >= 2, iv
+    got = amnt.backend.client().download_blob("s.bin").readall()
+    assert len(got) == 96 * MIB and got[95 * MIB] == 95

@@ -7,7 +7,9 @@ multipart; rename of a big file is a server-side multipart copy; a failed upload
 leaves no multipart upload behind; a bucket written by another client reads right.
 """
 import hashlib
+import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -319,3 +321,28 @@ def test_r2_driver_mounts_with_region_auto(backend_r2, mounter):
     assert "region auto" in m.log
     c = b.gateway.client()
     assert c.get_object(Bucket=b.bucket, Key="hello.txt")["Body"].read() == b"hello r2"
+
+
+def test_rename_of_a_directory_of_1050_keys_deletes_in_two_batches(s3, mounter):
+    c = s3.client
+    want = {}
+    for i in range(1050):
+        body = b"file %d" % i
+        c.put_object(Bucket=s3.bucket, Key="src/f%04d" % i, Body=body)
+        want["dst/f%04d" % i] = hashlib.md5(body).hexdigest()
+    m = mount_s3(mounter, s3, ["trace=s3"])
+    ops0 = json.loads(os.getxattr(m.path, "user.lexfs.stats"))["store"]["ops"]
+    os.rename(Path(m.path, "src"), Path(m.path, "dst"))
+    ops = json.loads(os.getxattr(m.path, "user.lexfs.stats"))["store"]["ops"]
+    # DeleteObjects takes at most 1,000 keys: 1,050 sources are two calls.
+    assert ops["remove_many"]["calls"] - ops0["remove_many"]["calls"] == 2
+    assert ops["remove"]["calls"] == ops0["remove"]["calls"]
+    assert len(re.findall(r"http POST \S+ key=\(delete\) -> 200", m.log)) == 2, m.log
+    got = {}
+    for page in c.get_paginator("list_objects_v2").paginate(Bucket=s3.bucket):
+        for o in page.get("Contents", []):
+            got[o["Key"]] = o["ETag"].strip('"')
+    assert got == want  # no source left, every destination with its bytes
+    for i in (0, 999, 1000, 1049):
+        assert Path(m.path, "dst", "f%04d" % i).read_bytes() == b"file %d" % i
+    assert not os.path.exists(Path(m.path, "src"))

@@ -210,6 +210,10 @@ class State:
         self.sessions = {}
         self.rewrites = {}
         self.fail_chunks = 0
+        # Scripted JSON API failures: [{"status", "count", "method", "path"}], each
+        # answering `count` matching requests with `status` (see inject()).
+        self.faults = []
+        self.public = set()  # buckets allUsers may read (roles/storage.objectViewer)
         self.race_rewrite = None
         self.session_log = []  # per session: what arrived, for the tests
         self.next_gen = int(time.time() * 1000000)
@@ -269,6 +273,9 @@ class Handler(BaseHTTPRequestHandler):
         self.send(e.code, body, "application/xml; charset=UTF-8")
 
     def dispatch(self):
+        # One handler serves every request of a keep-alive connection: whether this
+        # request's body was read must not carry over from the previous one.
+        self._body_read = False
         raw_path, _, raw_query = self.path.partition("?")
         self.raw_path = raw_path
         self.raw_query = raw_query
@@ -282,7 +289,9 @@ class Handler(BaseHTTPRequestHandler):
             if raw_path == METADATA_TOKEN_PATH:
                 return self.metadata_token()
             if raw_path.startswith("/storage/v1/") or raw_path.startswith("/upload/storage/v1/"):
-                self.check_bearer()
+                if not self.public_read(raw_path):
+                    self.check_bearer()
+                self.inject(raw_path)
                 return self.json_api(raw_path)
             xml = True
             return self.xml_api(raw_path)
@@ -317,6 +326,14 @@ class Handler(BaseHTTPRequestHandler):
                 if ctl.get("reset"):
                     st.stats.clear()
                     st.fail_chunks = 0
+                    st.faults = []
+                if "fail_requests" in ctl:
+                    # [{"status": 408, "count": 1, "method": "GET", "path": P}]: the
+                    # next `count` JSON API requests with that method and path
+                    # (no query) are answered with that status.
+                    st.faults = [dict(f) for f in ctl["fail_requests"]]
+                if "public" in ctl:
+                    st.public.add(ctl["public"])
                 if "fail_chunks" in ctl:
                     st.fail_chunks = int(ctl["fail_chunks"])
                 if "token_ttl" in ctl:
@@ -434,6 +451,37 @@ class Handler(BaseHTTPRequestHandler):
         if not str(claims.get("scope", "")).startswith(SCOPE_PREFIX):
             return "scope missing"
         return None
+
+    def public_read(self, raw_path):
+        """An anonymous read (no Authorization) of a public bucket's objects: what
+        allUsers gets from roles/storage.objectViewer (objects.get and .list, not
+        the bucket's own metadata, and nothing that writes)."""
+        if "Authorization" in self.headers or self.command not in ("GET", "HEAD"):
+            return False
+        segs = raw_path.split("/")  # "", "storage", "v1", "b", B, "o", ...
+        if len(segs) < 6 or segs[1] != "storage" or segs[3] != "b" or segs[5] != "o":
+            return False
+        with self.st.lock:
+            ok = urllib.parse.unquote(segs[4]) in self.st.public
+            if ok:
+                self.st.count("anonymous_reads")
+        return ok
+
+    def inject(self, raw_path):
+        st = self.st
+        with st.lock:
+            st.count("requests %s %s" % (self.command, raw_path))
+            for f in st.faults:
+                if f["count"] > 0 and f["method"] == self.command and f["path"] == raw_path:
+                    f["count"] -= 1
+                    st.count("faults_injected")
+                    status = int(f["status"])
+                    break
+            else:
+                return
+        reason = {408: "requestTimeout", 412: "conditionNotMet",
+                  429: "rateLimitExceeded"}.get(status, "backendError")
+        raise ApiError(status, reason, "injected %d" % status)
 
     def check_bearer(self):
         st = self.st

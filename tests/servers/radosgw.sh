@@ -112,6 +112,12 @@ rgw_enable_usage_log = false
 rgw_dns_name = localhost
 rgw_zone = default
 rgw_max_chunk_size = 4194304
+# Server-side encryption for the SSE tests. SSE-C keys travel in request headers:
+# radosgw refuses them over plain HTTP unless told (the tests run on loopback).
+# SSE-KMS with the "testing" backend takes its keys from this list (key id = name).
+rgw_crypt_require_ssl = false
+rgw_crypt_s3_kms_backend = testing
+rgw_crypt_s3_kms_encryption_keys = testkey-1=bGV4ZnMtdGVzdC1rbXMta2V5LW51bWJlci1vbmUtMDE=
 CONF
 
 monmaptool --create --fsid "$fsid" --addv a "[v2:127.0.0.1:$monport]" "$dir/monmap" >/dev/null
