@@ -77,7 +77,7 @@ static void usage(FILE *fp)
 		" [-o OPT]\n"
 		"       lexfs verify-url URL [--source SOURCE] [-o OPT]\n"
 		"       lexfs status MOUNTPOINT [--json]\n"
-		"       lexfs doctor [SOURCE] [-o OPT] [--json]\n"
+		"       lexfs doctor [SOURCE] [-o OPT] [--json] [--abort-stale]\n"
 		"       lexfs version\n"
 		"\n"
 		"SOURCE: s3://bucket[/prefix]  r2://bucket[/prefix]  gs://bucket[/prefix]\n"
@@ -990,13 +990,36 @@ static int cmd_status(int argc, char **argv)
 
 /* ---- doctor (src/doctor.c does the checks) -------------------------------- */
 
+struct doctor_cli {
+	bool json;
+	bool abort_stale;
+	int64_t stale_age_s; /* doctor_conf's: 0 default, < 0 any age */
+};
+
 static int doctor_opt(void *vctx, int argc, char **argv, int i)
 {
-	bool *json = vctx;
+	struct doctor_cli *cli = vctx;
+	char *end = NULL;
+	long long v;
 
 	if (strcmp(argv[i], "--json") == 0) {
-		*json = true;
+		cli->json = true;
 		return 1;
+	}
+	if (strcmp(argv[i], "--abort-stale") == 0) {
+		cli->abort_stale = true;
+		return 1;
+	}
+	if (strcmp(argv[i], "--stale-age") == 0) {
+		/* For tests: a fresh upload is stale with --stale-age 0. */
+		errno = 0;
+		v = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : -1;
+		if (i + 1 >= argc || errno || end == argv[i + 1] || *end || v < 0) {
+			say("doctor: --stale-age takes a number of seconds (default 86400)");
+			return -1;
+		}
+		cli->stale_age_s = v > 0 ? v : -1;
+		return 2;
 	}
 	return 0;
 }
@@ -1007,11 +1030,11 @@ static int cmd_doctor(int argc, char **argv)
 	struct lexfs_config cfg;
 	struct doctor_conf dc = { 0 };
 	char msg[1024], cdir[PATH_MAX], probe[PATH_MAX];
-	bool json = false;
+	struct doctor_cli cli = {0};
 	int rc, ret = EXIT_USAGE;
 
 	memset(&cfg, 0, sizeof(cfg));
-	if (sub_parse(argc, argv, &sa, doctor_opt, &json) < 0)
+	if (sub_parse(argc, argv, &sa, doctor_opt, &cli) < 0)
 		goto out;
 	struct config_input in = { .source = sa.source ? sa.source : sa.positional,
 				   .opts = &sa.opts, .env = environ };
@@ -1027,11 +1050,14 @@ static int cmd_doctor(int argc, char **argv)
 		dc.timeout_ms = cfg.health_timeout_ms > 0 ? cfg.health_timeout_ms : cfg.timeout_ms;
 		snprintf(probe, sizeof(probe), "%s.lexfs-doctor/", cfg.prefix);
 		dc.probe_prefix = probe;
+		dc.prefix = cfg.prefix;
+		dc.abort_stale = cli.abort_stale;
+		dc.stale_age_s = cli.stale_age_s;
 		if (cache_dir_for(&cfg, cdir, sizeof(cdir)) == 0 || cfg.cache_dir != NULL)
 			dc.cache_dir = cfg.cache_dir != NULL ? cfg.cache_dir : cdir;
 	}
 	log_open(LOG_SINK_STDERR, NULL, LOG_CRIT); /* the report says it all */
-	ret = doctor_run(&dc, stdout, json);
+	ret = doctor_run(&dc, stdout, cli.json);
 	if (ret < 0) {
 		say("doctor: %s", strerror(-ret));
 		ret = EXIT_USAGE;
