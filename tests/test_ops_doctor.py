@@ -1,12 +1,13 @@
 """lexfs doctor: a passing run on every backend, and failing checks with their exit
 status and what-to-do messages (unreachable local root, unwritable cache directory,
-bad configuration, wrong credentials where the backend has any, a server whose
-clock is two hours ahead, stale multipart uploads)."""
+bad configuration, wrong credentials where the backend has any, an endpoint nothing
+listens on, a server whose clock is two hours ahead, stale multipart uploads)."""
 import hashlib
 import http.server
 import json
 import os
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -231,6 +232,43 @@ def test_doctor_usage_error():
                        timeout=30)
     assert r.returncode == 1
     assert "unknown option --bogus" in r.stderr
+
+
+# ---- an endpoint nothing listens on -------------------------------------------------
+
+
+@pytest.fixture
+def closed_port():
+    """A loopback port that refuses connections: bound, never listening."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    yield s.getsockname()[1]
+    s.close()
+
+
+@pytest.mark.parametrize("name", sorted(CLOCKED))
+def test_doctor_unreachable_endpoint(request, name, tmp_path, closed_port):
+    """Every cloud backend pointed at a closed loopback port: the endpoint check fails
+    (connection refused, named), quickly, and the checks that need it are skipped."""
+    be = request.getfixturevalue("backend_" + name).fresh()
+    url = "http://127.0.0.1:%d" % closed_port
+    if name == "azure":
+        url += "/devstoreaccount1"
+    t0 = time.monotonic()
+    r = doctor(be, tmp_path, settings={"endpoint": url, "timeout": "5"})
+    assert time.monotonic() - t0 < 60
+    assert r.returncode == 1, r.stdout + r.stderr
+    checks, summary = parse(r.stdout)
+    st, msg = checks["endpoint"]
+    assert st == "fail", r.stdout
+    assert msg.startswith("health check failed: ")
+    assert "127.0.0.1:%d" % closed_port in msg and "onnect" in msg, msg
+    assert msg.endswith("-- fix: check the endpoint setting, DNS, network, proxy and TLS "
+                        "(ca_file)")
+    assert [n for n, (s, _) in checks.items() if s == "fail"] == ["endpoint"]
+    for n in ORDER[ORDER.index("clock"):ORDER.index("cache-dir")]:
+        assert checks[n] == ("skip", "endpoint not reachable"), r.stdout
+    assert checks["credentials"][0] == "pass" and checks["fuse"][0] == "pass"
 
 
 # ---- a server whose clock is two hours ahead ----------------------------------------
