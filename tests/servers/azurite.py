@@ -22,12 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Backend
+from conftest import ROOT, Backend, register_secret
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's published development-account key (not a secret: it is in Azure's docs).
 KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
        "KBHBeksoGMGw==")
+register_secret(KEY)
+# The wrong key of the same shape the tests hand out (_wrong_azure_credentials).
+WRONG_KEY = base64.b64encode(bytes(b ^ 0x5A for b in base64.b64decode(KEY))).decode()
+register_secret(WRONG_KEY)
 AZURITE_BIN = ROOT / "tests" / ".node" / "node_modules" / ".bin" / "azurite-blob"
 START_TIMEOUT_S = 30
 
@@ -71,9 +75,7 @@ class Azurite:
 def _wrong_azure_credentials(backend, tmp_path):
     """Another account key of the same shape (valid base64 of the same length), so
     the driver opens and Azurite's Shared Key check refuses it."""
-    raw = base64.b64decode(KEY)
-    wrong = base64.b64encode(bytes(b ^ 0x5A for b in raw)).decode()
-    return {"settings": {"account_key": wrong}, "env": {}, "secrets": [KEY, wrong],
+    return {"settings": {"account_key": WRONG_KEY}, "env": {}, "secrets": [KEY, WRONG_KEY],
             "names": ["account_key"]}
 
 
