@@ -100,15 +100,18 @@ class AzureBackend(Backend):
         return self.server.container(self.container)
 
 
-def start_azurite(workdir):
+def start_azurite(workdir, port=None):
+    """Azurite serving workdir/data on 127.0.0.1: a free port, or `port` (a restart on
+    the port and data of an earlier run: the tests of a server outage)."""
     if not AZURITE_BIN.exists():
         pytest.fail("Azurite is not installed: tests/run.sh installs it "
                     "(npm install --prefix tests/.node azurite@3)")
     location = os.path.join(workdir, "data")
     os.makedirs(location, exist_ok=True)
     log_path = os.path.join(workdir, "azurite.log")
+    fixed = port
     for _attempt in range(3):
-        port = _free_port()
+        port = fixed or _free_port()
         log = open(log_path, "ab")
         proc = subprocess.Popen(
             [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),
