@@ -23,5 +23,7 @@ liblexfs_a_SOURCES += src/fs.c src/fs_int.h src/fs_dir.c src/fs_xattr.c src/path
 # ops: events/hooks/webhook, Prometheus metrics, doctor
 liblexfs_a_SOURCES += src/events.c src/events.h src/metrics.c src/metrics.h \
 	src/doctor.c src/doctor.h src/sdnotify.c src/sdnotify.h src/opsrt.c src/opsrt.h
+# ops: lexfs status (progress of pending uploads)
+liblexfs_a_SOURCES += src/status.c src/status.h
 # azure: Shared Key, SAS and credentials of Azure Storage
 liblexfs_a_SOURCES += src/azure_auth.c src/azure_auth.h

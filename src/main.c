@@ -48,6 +48,7 @@
 #include "src/fs.h"
 #include "src/log.h"
 #include "src/source.h"
+#include "src/status.h"
 #include "src/urlsign.h"
 
 extern char **environ;
@@ -893,48 +894,13 @@ out:
 	return ret;
 }
 
-/* ---- status ---------------------------------------------------------------- */
-
-static void print_json(const char *path, json_t *v, int depth)
-{
-	const char *k;
-	json_t *child;
-	char sub[512];
-
-	if (json_is_object(v)) {
-		json_object_foreach(v, k, child)
-		{
-			snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "", k);
-			print_json(sub, child, depth + 1);
-		}
-		return;
-	}
-	if (json_is_integer(v))
-		printf("%-40s %" JSON_INTEGER_FORMAT "\n", path, json_integer_value(v));
-	else if (json_is_real(v))
-		printf("%-40s %g\n", path, json_real_value(v));
-	else if (json_is_string(v))
-		printf("%-40s %s\n", path, json_string_value(v));
-	else if (json_is_true(v) || json_is_false(v))
-		printf("%-40s %s\n", path, json_is_true(v) ? "yes" : "no");
-	else if (json_is_null(v))
-		printf("%-40s -\n", path);
-	else {
-		char *s = json_dumps(v, JSON_COMPACT);
-
-		printf("%-40s %s\n", path, s ? s : "?");
-		free(s);
-	}
-}
+/* ---- status (src/status.c reads and prints) -------------------------------- */
 
 static int cmd_status(int argc, char **argv)
 {
 	const char *mnt = NULL;
 	bool raw = false;
-	json_error_t jerr;
-	json_t *root;
-	ssize_t n;
-	char *buf;
+	char why[600];
 	int i;
 
 	for (i = 2; i < argc; i++) {
@@ -952,39 +918,10 @@ static int cmd_status(int argc, char **argv)
 		say("status: which MOUNTPOINT?");
 		return EXIT_USAGE;
 	}
-	n = getxattr(mnt, "user.lexfs.stats", NULL, 0);
-	if (n < 0) {
-		if (errno == ENODATA || errno == ENOTSUP)
-			say("status: %s is not a lexfs mount", mnt);
-		else
-			say("status: %s: %s", mnt, strerror(errno));
+	if (status_run(mnt, raw, stdout, why, sizeof(why)) < 0) {
+		say("status: %s", why);
 		return EXIT_USAGE;
 	}
-	buf = malloc((size_t)n + 1);
-	if (buf == NULL)
-		return EXIT_USAGE;
-	n = getxattr(mnt, "user.lexfs.stats", buf, (size_t)n);
-	if (n < 0) {
-		say("status: %s: %s", mnt, strerror(errno));
-		free(buf);
-		return EXIT_USAGE;
-	}
-	buf[n] = '\0';
-	if (raw) {
-		printf("%s\n", buf);
-		free(buf);
-		return 0;
-	}
-	root = json_loads(buf, 0, &jerr);
-	if (root == NULL) {
-		say("status: %s answered something that is not JSON: %s", mnt, jerr.text);
-		free(buf);
-		return EXIT_USAGE;
-	}
-	printf("lexfs mount %s\n", mnt);
-	print_json("", root, 0);
-	json_decref(root);
-	free(buf);
 	return 0;
 }
 
