@@ -585,8 +585,9 @@ multipart : {
 #define LIST_PAGES_MAX 1000
 
 struct stale {
-	struct lexfs_upload *v; /* key, upload_id, initiated: ours */
-	size_t n;
+	struct lexfs_upload *v; /* the first STALE_MAX stale ones (key, id: ours) */
+	size_t n, cap;
+	size_t stale;	/* stale uploads seen (n of them kept) */
 	size_t total;	/* incomplete uploads seen, stale or not */
 	int64_t oldest; /* initiated of the oldest stale one */
 	const char *oldest_key;
@@ -602,7 +603,8 @@ static void stale_free(struct stale *sl)
 }
 
 /* Every incomplete upload under prefix; the stale ones (started age_s or more
- * ago) into sl. 0 or -errno. */
+ * ago) into sl. An upload whose start the backend does not say is never stale.
+ * 0 or -errno. */
 static int collect_stale(struct store *st, const char *prefix, int64_t age_s, struct stale *sl,
 			 struct lexfs_err *e)
 {
@@ -622,14 +624,21 @@ static int collect_stale(struct store *st, const char *prefix, int64_t age_s, st
 			struct lexfs_upload *u = &pg.items[i], *nv;
 
 			sl->total++;
-			if (!u->initiated || now - u->initiated < age_s || sl->n >= STALE_MAX)
+			if (!u->initiated || now - u->initiated < age_s)
 				continue;
-			nv = realloc(sl->v, (sl->n + 1) * sizeof(*nv));
-			if (!nv) {
-				rc = -ENOMEM;
-				break;
+			if (sl->stale++ >= STALE_MAX)
+				continue;
+			if (sl->n == sl->cap) {
+				size_t cap = sl->cap ? 2 * sl->cap : 16;
+
+				nv = realloc(sl->v, cap * sizeof(*nv));
+				if (!nv) {
+					rc = -ENOMEM;
+					break;
+				}
+				sl->v = nv;
+				sl->cap = cap;
 			}
-			sl->v = nv;
 			sl->v[sl->n] = *u; /* take key and id from the page */
 			u->key = u->upload_id = NULL;
 			if (!sl->oldest || sl->v[sl->n].initiated < sl->oldest) {
@@ -693,7 +702,8 @@ static void check_stale_uploads(struct doctor *d, struct store *st, bool reachab
 		report(d, "stale-uploads", D_WARN, "lexfs doctor --abort-stale",
 		       "%zu incomplete multipart upload%s older than %s under \"%s\" (of %zu in "
 		       "progress); the oldest, %s old, is for %s",
-		       sl.n, sl.n == 1 ? "" : "s", age, prefix, sl.total, oldest, sl.oldest_key);
+		       sl.stale, sl.stale == 1 ? "" : "s", age, prefix, sl.total, oldest,
+		       sl.oldest_key);
 		goto out;
 	}
 	for (size_t i = 0; i < sl.n; i++) {
@@ -713,6 +723,11 @@ static void check_stale_uploads(struct doctor *d, struct store *st, bool reachab
 		       "aborted %zu of %zu incomplete multipart uploads older than %s; %zu failed: "
 		       "%s",
 		       aborted, sl.n, age, failed, eb);
+	else if (sl.stale > sl.n)
+		report(d, "stale-uploads", D_WARN, "run lexfs doctor --abort-stale again",
+		       "aborted %zu incomplete multipart uploads older than %s under \"%s\"; "
+		       "%zu more remain (at most %d per run)",
+		       aborted, age, prefix, sl.stale - sl.n, STALE_MAX);
 	else
 		report(d, "stale-uploads", D_PASS, NULL,
 		       "aborted %zu incomplete multipart upload%s older than %s under \"%s\"",
