@@ -1306,6 +1306,13 @@ static int az_presign(lexfs_drv *d, const char *key, enum lexfs_method method,
 	return 0;
 }
 
+/* The Date of the latest response: the service checks signatures against its
+ * clock (doctor's clock check, driver.h). */
+static int az_server_time(lexfs_drv *d, int64_t *server, int64_t *local, struct lexfs_err *err)
+{
+	return http_last_date(d->http, server, local);
+}
+
 const struct lexfs_driver lexfs_driver_azure = {
 	.name = "azure",
 	.abi = LEXFS_DRIVER_ABI,
@@ -1339,4 +1346,7 @@ const struct lexfs_driver lexfs_driver_azure = {
 	.mp_abort = az_mp_abort,
 	.presign = az_presign,
 	.control = NULL,
+	.server_time = az_server_time,
+	.mp_list = NULL,
+	.mp_abort_id = NULL,
 };

@@ -33,7 +33,9 @@
 #include "src/errors.h"
 #include "src/settings.h"
 
-#define LEXFS_DRIVER_ABI 1
+/* 2: server_time, mp_list and mp_abort_id were added at the end of the table (a
+ * table of ABI 1 is shorter, so its plugin is refused rather than read past). */
+#define LEXFS_DRIVER_ABI 2
 
 /* Capability bits: what the cache and fs layers may expect. */
 enum {
@@ -98,6 +100,20 @@ struct lexfs_put_opts {
 };
 
 enum lexfs_method { LEXFS_GET = 0, LEXFS_PUT = 1 };
+
+/* An incomplete multipart upload (mp_list): begun, neither completed nor aborted. */
+struct lexfs_upload {
+	char *key;	   /* the key it would create (caller frees via upload_page_free) */
+	char *upload_id;   /* the backend's id of the upload, for mp_abort_id */
+	int64_t initiated; /* seconds since the epoch; 0 when the backend does not say */
+};
+
+/* One page of incomplete uploads, in the backend's order (S3: key, then start). */
+struct lexfs_upload_page {
+	struct lexfs_upload *items;
+	size_t n;
+	char *next_token; /* NULL when this is the last page */
+};
 
 /* Download sink: called with consecutive chunks; non-zero return (-errno) aborts
  * the download and is returned by it. */
@@ -197,6 +213,32 @@ struct lexfs_driver {
 	 * driver's fault injection ("fault", "error_rate=0.1,latency_ms=5"). */
 	int (*control)(lexfs_drv *drv, const char *name, const char *value,
 		       struct lexfs_err *err);
+
+	/* Optional (NULL: the server's clock cannot be known; lexfs doctor skips its
+	 * clock check). The server's clock, for drivers whose requests are signed with
+	 * a time the server checks (SigV4, Shared Key and SAS refuse a request more
+	 * than 15 minutes off): *server is the Date header of the most recent response
+	 * the driver received, *local this machine's clock (time()) when it arrived,
+	 * both seconds since the epoch. Makes no request: -ENODATA when no response
+	 * carried a Date yet (store_server_time then runs the health check and asks
+	 * again). Cheap; thread-safe. Drivers on the HTTP layer answer with
+	 * http_last_date(). */
+	int (*server_time)(lexfs_drv *drv, int64_t *server, int64_t *local, struct lexfs_err *err);
+
+	/* Optional housekeeping of incomplete multipart uploads (both or neither;
+	 * NULL: -ENOTSUP). Uploads a crashed writer left behind cost storage until
+	 * aborted; lexfs doctor lists and (with --abort-stale) aborts them.
+	 * mp_list: one page of the uploads under prefix ("" for all) that were begun
+	 * and neither completed nor aborted, by anyone (not only this instance).
+	 * token is NULL for the first page, else the previous page's next_token;
+	 * max_uploads is a hint (1..1000). Free the page with upload_page_free.
+	 * mp_abort_id: abort upload_id of key, as listed; an upload that is already
+	 * gone is success. A live writer's upload is listed too: the caller decides
+	 * what is stale (by `initiated`), the driver aborts what it is told. */
+	int (*mp_list)(lexfs_drv *drv, const char *prefix, const char *token, unsigned max_uploads,
+		       struct lexfs_upload_page *out, struct lexfs_err *err);
+	int (*mp_abort_id)(lexfs_drv *drv, const char *key, const char *upload_id,
+			   struct lexfs_err *err);
 };
 
 /* Plugin drivers: a shared object in the plugin directory exports this symbol. */
@@ -213,6 +255,7 @@ int meta_del(struct lexfs_meta *m, const char *name);
 int meta_copy(struct lexfs_meta *dst, const struct lexfs_meta *src);
 void objinfo_free(struct lexfs_objinfo *oi);
 void list_page_free(struct lexfs_list_page *p);
+void upload_page_free(struct lexfs_upload_page *p);
 /* Read a source into a caller-provided buffer/whole: used by fallbacks. */
 int src_read(const struct lexfs_src *src, uint64_t off, void *dst, size_t len);
 

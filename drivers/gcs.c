@@ -981,6 +981,13 @@ static int gcs_presign(lexfs_drv *d, const char *key, enum lexfs_method method, 
 	return 0;
 }
 
+/* The Date of the latest response: the service checks signatures against its
+ * clock (doctor's clock check, driver.h). */
+static int gcs_server_time(lexfs_drv *d, int64_t *server, int64_t *local, struct lexfs_err *err)
+{
+	return http_last_date(d->http, server, local);
+}
+
 const struct lexfs_driver lexfs_driver_gcs = {
     .name = "gcs",
     .abi = LEXFS_DRIVER_ABI,
@@ -1010,4 +1017,7 @@ const struct lexfs_driver lexfs_driver_gcs = {
     .mp_abort = gcs_mp_abort,
     .presign = gcs_presign,
     .control = NULL,
+    .server_time = gcs_server_time,
+    .mp_list = NULL,
+    .mp_abort_id = NULL,
 };

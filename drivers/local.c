@@ -12,6 +12,7 @@
  *                                   JSON files, not xattrs, so any filesystem works)
  *   ROOT/.lexfs/meta/DIR#d.json     sidecar of the explicit directory marker "DIR/"
  *   ROOT/.lexfs/mpu/ID/N            part N of multipart upload ID
+ *   ROOT/.lexfs/mpu/ID/upload.json  its key and start time (local_mpu.c)
  *   ROOT/.lexfs/signing.key         generated presign key (mode 0600), when no
  *                                   signing_key setting is given
  *
@@ -1494,4 +1495,7 @@ const struct lexfs_driver lexfs_driver_local = {
 	.mp_abort = local_mp_abort,
 	.presign = local_presign,
 	.control = local_control,
+	.server_time = NULL,
+	.mp_list = local_mp_list,
+	.mp_abort_id = local_mp_abort_id,
 };

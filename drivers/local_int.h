@@ -91,5 +91,8 @@ int local_mp_part(lexfs_drv *d, lexfs_mpu *m, unsigned partno, const struct lexf
 int local_mp_complete(lexfs_drv *d, lexfs_mpu *m, unsigned nparts, struct lexfs_objinfo *out,
 		      struct lexfs_err *err);
 int local_mp_abort(lexfs_drv *d, lexfs_mpu *m, struct lexfs_err *err);
+int local_mp_list(lexfs_drv *d, const char *prefix, const char *token, unsigned max,
+		  struct lexfs_upload_page *out, struct lexfs_err *err);
+int local_mp_abort_id(lexfs_drv *d, const char *key, const char *upload_id, struct lexfs_err *err);
 
 #endif

@@ -1233,4 +1233,7 @@ const struct lexfs_driver lexfs_driver_memory = {
 	.mp_abort = mem_mp_abort,
 	.presign = mem_presign,
 	.control = mem_control,
+	.server_time = NULL,
+	.mp_list = NULL,
+	.mp_abort_id = NULL,
 };

@@ -115,6 +115,21 @@ void list_page_free(struct lexfs_list_page *p)
 	p->next_token = NULL;
 }
 
+void upload_page_free(struct lexfs_upload_page *p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; i < p->n; i++) {
+		free(p->items[i].key);
+		free(p->items[i].upload_id);
+	}
+	free(p->items);
+	free(p->next_token);
+	p->items = NULL;
+	p->n = 0;
+	p->next_token = NULL;
+}
+
 int src_read(const struct lexfs_src *src, uint64_t off, void *dst, size_t len)
 {
 	size_t done = 0;

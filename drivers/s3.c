@@ -16,7 +16,8 @@
  *
  * Multipart: ETags of parts are kept in the upload handle; Complete's response
  * body is not trusted for the ETag (radosgw sends it empty): a HEAD follows.
- * Every failure after Create aborts the upload, so none is left behind.
+ * Every failure after Create aborts the upload, so none is left behind; the
+ * uploads a crashed writer left anyway are listed and aborted by s3_mpu.c.
  *
  * Encryption (SSE-S3, SSE-KMS, SSE-C) is drivers/s3_sse.c: which headers go on which
  * request is listed there.
@@ -37,6 +38,7 @@
 
 #include "drivers/builtin.h"
 #include "drivers/s3_creds.h"
+#include "drivers/s3_int.h"
 #include "drivers/s3_sse.h"
 #include "drivers/s3_xml.h"
 #include "src/crypto.h"
@@ -184,18 +186,6 @@ static bool retryable_body(const struct http_resp *resp)
 	return false;
 }
 
-struct s3_call {
-	const char *method;
-	const char *key;       /* NULL: bucket-level */
-	const char *query;     /* encoded, NULL when none */
-	const struct lexfs_src *body;
-	struct http_headers headers; /* moved into the request */
-	lexfs_sink_fn sink;
-	void *sink_arg;
-	const char *trace;     /* what to show in trace lines */
-	bool no_retry;
-};
-
 /* Payload hash of the body for SigV4 (see the top of this file). */
 static int payload_hash(const struct lexfs_drv *d, const struct lexfs_src *src, char hex[65])
 {
@@ -245,10 +235,9 @@ static int set_content_md5(struct http_headers *hdrs, const struct lexfs_src *sr
 	return rc;
 }
 
-/* Run one S3 request. 0 when the exchange completed (resp->status says how), or
- * -errno for a transport failure (err filled). */
-static int s3_perform(struct lexfs_drv *d, struct s3_call *call, struct http_resp *resp,
-		      struct lexfs_err *err)
+/* Run one S3 request (s3_int.h). */
+int s3_perform(struct lexfs_drv *d, struct s3_call *call, struct http_resp *resp,
+	       struct lexfs_err *err)
 {
 	struct http_req req;
 	struct sign_ctx sc = { d, NULL };
@@ -328,9 +317,9 @@ set_msg(struct lexfs_err *err, const char *fmt, ...)
 	memcpy(err->message, tmp, sizeof(tmp));
 }
 
-/* Map a non-2xx response (or a 200 carrying <Error>) to -errno with a message. */
-static int s3_status_error(struct lexfs_drv *d, const struct http_resp *resp, const char *op,
-			   const char *key, struct lexfs_err *err)
+/* Map a non-2xx response (or a 200 carrying <Error>) to -errno (s3_int.h). */
+int s3_status_error(struct lexfs_drv *d, const struct http_resp *resp, const char *op,
+		    const char *key, struct lexfs_err *err)
 {
 	char code[64], msg[200];
 	int rc;
@@ -1369,6 +1358,11 @@ static int s3_health_check(lexfs_drv *d, int timeout_ms, struct lexfs_err *err)
 	return rc;
 }
 
+static int s3_server_time(lexfs_drv *d, int64_t *server, int64_t *local, struct lexfs_err *err)
+{
+	return http_last_date(d->http, server, local);
+}
+
 static int s3_control(lexfs_drv *d, const char *name, const char *value,
 		      struct lexfs_err *err)
 {
@@ -1684,6 +1678,9 @@ const struct lexfs_driver lexfs_driver_s3 = {
 	.mp_abort = s3_mp_abort,
 	.presign = s3_presign,
 	.control = s3_control,
+	.server_time = s3_server_time,
+	.mp_list = s3_mp_list,
+	.mp_abort_id = s3_mp_abort_id,
 };
 
 const struct lexfs_driver lexfs_driver_r2 = {
@@ -1714,4 +1711,7 @@ const struct lexfs_driver lexfs_driver_r2 = {
 	.mp_abort = s3_mp_abort,
 	.presign = s3_presign,
 	.control = s3_control,
+	.server_time = s3_server_time,
+	.mp_list = s3_mp_list,
+	.mp_abort_id = s3_mp_abort_id,
 };

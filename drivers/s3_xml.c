@@ -293,3 +293,94 @@ int s3_xml_escape(struct buf *b, const char *s)
 	}
 	return rc;
 }
+
+/* One <Upload> into u: 0, or 1 to skip an entry that cannot be named (no key or
+ * id, a key that does not decode), as s3_xml_list skips such keys. */
+static int upload_of(xmlNodePtr n, bool url, struct lexfs_upload *u)
+{
+	xmlNodePtr k = child(n, "Key"), id = child(n, "UploadId");
+	char when[64];
+
+	if (!k || !id)
+		return 1;
+	u->key = decoded(text(k), url);
+	u->upload_id = text(id);
+	if (!u->key || !u->upload_id || !*u->upload_id) {
+		free(u->key);
+		free(u->upload_id);
+		u->key = u->upload_id = NULL;
+		return 1;
+	}
+	text_into(child(n, "Initiated"), when, sizeof(when));
+	u->initiated = http_parse_iso8601(when);
+	if (u->initiated < 0)
+		u->initiated = 0;
+	return 0;
+}
+
+int s3_xml_uploads(const char *body, size_t len, struct lexfs_upload_page *page)
+{
+	xmlDocPtr doc = parse(body, len);
+	xmlNodePtr root, n;
+	size_t cap = 0;
+	bool url, truncated;
+	char tmp[64];
+	int rc = 0;
+
+	memset(page, 0, sizeof(*page));
+	if (!doc)
+		return -EIO;
+	root = xmlDocGetRootElement(doc);
+	if (!root || !named(root, "ListMultipartUploadsResult")) {
+		rc = -EIO;
+		goto out;
+	}
+	text_into(child(root, "EncodingType"), tmp, sizeof(tmp));
+	url = strcmp(tmp, "url") == 0;
+	text_into(child(root, "IsTruncated"), tmp, sizeof(tmp));
+	truncated = strcmp(tmp, "true") == 0;
+	for (n = root->children; n; n = n->next)
+		if (named(n, "Upload"))
+			cap++;
+	if (cap) {
+		page->items = calloc(cap, sizeof(*page->items));
+		if (!page->items) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	for (n = root->children; n; n = n->next)
+		if (named(n, "Upload") && upload_of(n, url, &page->items[page->n]) == 0)
+			page->n++;
+	if (!truncated)
+		goto out;
+	{
+		/* Go on after the markers the server names, else after the last entry. */
+		xmlNodePtr nk = child(root, "NextKeyMarker"),
+			   nu = child(root, "NextUploadIdMarker");
+		char *k = nk ? decoded(text(nk), url) : NULL, *u = nu ? text(nu) : NULL;
+		struct buf t = BUF_INIT(0);
+
+		if ((!k || !*k) && page->n) {
+			free(k);
+			k = strdup(page->items[page->n - 1].key);
+		}
+		if ((!u || !*u) && page->n) {
+			free(u);
+			u = strdup(page->items[page->n - 1].upload_id);
+		}
+		if (!k || !*k || !u || strchr(u, '\n'))
+			rc = -EIO; /* truncated without a way on: we could never finish */
+		else if (buf_addf(&t, "%s\n%s", u, k))
+			rc = -ENOMEM;
+		else
+			page->next_token = buf_steal(&t);
+		free(k);
+		free(u);
+	}
+out:
+	if (rc)
+		upload_page_free(page);
+	xmlFreeDoc(doc);
+	return rc;
+}

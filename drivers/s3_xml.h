@@ -20,6 +20,12 @@ int s3_xml_error(const char *body, size_t len, char *code, size_t codelen, char 
  * key). url_decode: keys/prefixes are URL-encoded (encoding-type=url). */
 int s3_xml_list(const char *body, size_t len, struct lexfs_list_page *page);
 
+/* ListMultipartUploadsResult into page: each <Upload>'s Key, UploadId and Initiated,
+ * in the server's order (key, then initiation). When IsTruncated, next_token is
+ * "NextUploadIdMarker\nNextKeyMarker" (s3_mpu.c). Keys and markers are URL-decoded
+ * when the document says EncodingType url. */
+int s3_xml_uploads(const char *body, size_t len, struct lexfs_upload_page *page);
+
 /* The text of the first element named `name` anywhere in the document (UploadId,
  * ETag of CopyObjectResult / CopyPartResult ...). Caller frees *out. -ENOENT when
  * absent. */

@@ -57,6 +57,7 @@ static const char *const op_names[STORE_OP_COUNT] = {
 	[STORE_OP_MP_BEGIN] = "mp_begin",   [STORE_OP_MP_PART] = "mp_part",
 	[STORE_OP_MP_COMPLETE] = "mp_complete", [STORE_OP_MP_ABORT] = "mp_abort",
 	[STORE_OP_PRESIGN] = "presign",
+	[STORE_OP_MP_LIST] = "mp_list",
 };
 
 const char *store_op_name(enum store_op op)
@@ -547,6 +548,56 @@ int store_control(struct store *st, const char *name, const char *value,
 				  st->drv->name, name);
 	lexfs_err_clear(err);
 	return st->drv->control(st->inst, name, value, err);
+}
+
+int store_server_time(struct store *st, int timeout_ms, int64_t *server, int64_t *local,
+		      struct lexfs_err *err)
+{
+	int ret;
+
+	*server = *local = 0;
+	if (!st->drv->server_time)
+		return lexfs_fail(err, LEXFS_E_UNSUPPORTED, ENOTSUP,
+				  "driver %s does not know a server clock", st->drv->name);
+	lexfs_err_clear(err);
+	ret = st->drv->server_time(st->inst, server, local, err);
+	if (ret != -ENODATA)
+		return ret;
+	/* Nothing heard from the server yet: one round trip, then ask again. */
+	ret = store_health_check(st, timeout_ms, err);
+	if (ret < 0)
+		return ret;
+	lexfs_err_clear(err);
+	ret = st->drv->server_time(st->inst, server, local, err);
+	if (ret == -ENODATA)
+		return lexfs_fail(err, LEXFS_E_STORAGE, ENODATA,
+				  "the %s server sends no Date header", st->drv->name);
+	return ret;
+}
+
+int store_mp_list(struct store *st, const char *prefix, const char *token, unsigned max_uploads,
+		  struct lexfs_upload_page *out, struct lexfs_err *err)
+{
+	memset(out, 0, sizeof(*out));
+	if (max_uploads == 0 || max_uploads > 1000)
+		max_uploads = 1000;
+	if (!st->drv->mp_list || !st->drv->mp_abort_id)
+		return lexfs_fail(err, LEXFS_E_UNSUPPORTED, ENOTSUP,
+				  "driver %s cannot list incomplete multipart uploads",
+				  st->drv->name);
+	return STORE_CALL(
+	    st, STORE_OP_MP_LIST, prefix, 0, err,
+	    st->drv->mp_list(st->inst, prefix ? prefix : "", token, max_uploads, out, _e));
+}
+
+int store_mp_abort_id(struct store *st, const char *key, const char *upload_id,
+		      struct lexfs_err *err)
+{
+	if (!st->drv->mp_list || !st->drv->mp_abort_id)
+		return lexfs_fail(err, LEXFS_E_UNSUPPORTED, ENOTSUP,
+				  "driver %s cannot abort uploads by id", st->drv->name);
+	return STORE_CALL(st, STORE_OP_MP_ABORT, key, 0, err,
+			  st->drv->mp_abort_id(st->inst, key, upload_id, _e));
 }
 
 static bool native_mp(const struct store *st)

@@ -33,6 +33,7 @@ enum store_op {
 	STORE_OP_MP_COMPLETE,
 	STORE_OP_MP_ABORT,
 	STORE_OP_PRESIGN,
+	STORE_OP_MP_LIST,
 	STORE_OP_COUNT
 };
 
@@ -116,6 +117,21 @@ int store_mp_part(struct store *st, store_mpu *mpu, unsigned partno,
 int store_mp_complete(struct store *st, store_mpu *mpu, unsigned nparts,
 		      struct lexfs_objinfo *out, struct lexfs_err *err);
 int store_mp_abort(struct store *st, store_mpu *mpu, struct lexfs_err *err);
+
+/* The server's clock (driver.h, server_time): the Date of a recent response and
+ * this machine's clock when it came. When the driver has seen no response yet,
+ * one health check (timeout_ms) is made first. -ENOTSUP for a driver without the
+ * operation (local, memory: there is no other clock). */
+int store_server_time(struct store *st, int timeout_ms, int64_t *server, int64_t *local,
+		      struct lexfs_err *err);
+
+/* Incomplete multipart uploads (driver.h, mp_list / mp_abort_id): -ENOTSUP when
+ * the driver cannot list them. mp_list calls are counted as "mp_list", aborts as
+ * "mp_abort". Free the page with upload_page_free. */
+int store_mp_list(struct store *st, const char *prefix, const char *token, unsigned max_uploads,
+		  struct lexfs_upload_page *out, struct lexfs_err *err);
+int store_mp_abort_id(struct store *st, const char *key, const char *upload_id,
+		      struct lexfs_err *err);
 
 /* Part size for an object of (estimated) size: at least the driver's minimum and
  * `want`, and large enough that max_parts parts cover max(size, max_object_size

@@ -293,76 +293,63 @@ static bool check_endpoint(struct doctor *d, struct store *st)
 	return rc == 0;
 }
 
-static int64_t parse_http_date(const char *s)
+/* "3 h", "2 d": an age for a message. */
+static void age_text(int64_t s, char *out, size_t len)
 {
-	static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
-					  "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-	struct tm tm = {0};
-	char m[4] = "";
-	int day, year, hh, mm, ss;
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(s, &end, 10);
-	if (!errno && end != s && *end == '\0')
-		return v;
-	/* IMF-fixdate: "Sun, 06 Nov 1994 08:49:37 GMT" */
-	if (sscanf(s, "%*3s, %d %3s %d %d:%d:%d GMT", &day, m, &year, &hh, &mm, &ss) != 6)
-		return -1;
-	for (int i = 0; i < 12; i++)
-		if (strcmp(m, mon[i]) == 0)
-			tm.tm_mon = i + 1;
-	if (tm.tm_mon == 0)
-		return -1;
-	tm.tm_mon--;
-	tm.tm_mday = day;
-	tm.tm_year = year - 1900;
-	tm.tm_hour = hh;
-	tm.tm_min = mm;
-	tm.tm_sec = ss;
-	return (int64_t)timegm(&tm);
+	if (s >= 2 * 86400)
+		snprintf(out, len, "%lld d", (long long)(s / 86400));
+	else if (s >= 2 * 3600)
+		snprintf(out, len, "%lld h", (long long)(s / 3600));
+	else if (s >= 120)
+		snprintf(out, len, "%lld min", (long long)(s / 60));
+	else
+		snprintf(out, len, "%lld s", (long long)s);
 }
 
+/* Skew against the Date of the server's latest answer (the endpoint check just
+ * made one), taken when it arrived: no request of its own, no network delay in
+ * the measure beyond the one-second resolution of Date. */
 static void check_clock(struct doctor *d, struct store *st, bool reachable)
 {
 	struct lexfs_err e = {0};
-	int64_t server, local, skew;
+	int64_t server, local, skew, mag;
 	int max = d->conf->max_skew_s > 0 ? d->conf->max_skew_s : 900;
-	char eb[400];
+	char eb[400], age[32];
 	int rc;
 
 	if (!st || !reachable) {
 		report(d, "clock", D_SKIP, NULL, "endpoint not reachable");
 		return;
 	}
-	rc = store_control(st, "server_date", "", &e);
+	rc = store_server_time(st, d->conf->timeout_ms, &server, &local, &e);
 	if (rc == -ENOTSUP) {
-		report(d, "clock", D_WARN, NULL, "not measurable for this driver (%s)",
+		report(d, "clock", D_SKIP, NULL,
+		       "driver %s has no server clock to compare with (it signs and checks "
+		       "with this machine's clock)",
 		       store_driver(st)->name);
 		return;
 	}
 	if (rc) {
-		report(d, "clock", D_WARN, NULL, "could not read the server's date: %s",
+		report(d, "clock", D_WARN, NULL, "could not read the server's clock: %s",
 		       errtext(&e, rc, eb, sizeof(eb)));
 		return;
 	}
-	server = parse_http_date(e.message);
-	if (server <= 0) {
-		report(d, "clock", D_WARN, NULL, "the server's Date header did not parse");
-		return;
-	}
-	local = (int64_t)time(NULL) + d->conf->clock_offset_s;
 	skew = local - server;
-	if (skew > max || skew < -max)
+	mag = skew < 0 ? -skew : skew;
+	age_text(mag, age, sizeof(age));
+	if (mag > max)
 		report(d, "clock", D_FAIL,
-		       "synchronise the clock (systemd-timesyncd, chrony or ntpd): signed requests "
-		       "are refused past 15 minutes",
-		       "local clock is %lld s %s the server's",
-		       (long long)(skew < 0 ? -skew : skew), skew > 0 ? "ahead of" : "behind");
-	else if (skew > 60 || skew < -60)
-		report(d, "clock", D_WARN, "synchronise the clock (chrony, systemd-timesyncd)",
-		       "local clock is %lld s off the server's", (long long)skew);
+		       "synchronise the clock (chrony, systemd-timesyncd or ntpd): signed "
+		       "requests (SigV4, Shared Key, SAS) are refused more than 15 minutes off, "
+		       "and presigned URLs start or expire at the wrong time",
+		       "local clock is %lld s (%s) %s the server's Date", (long long)mag, age,
+		       skew > 0 ? "ahead of" : "behind");
+	else if (mag > 60)
+		report(d, "clock", D_WARN,
+		       "synchronise the clock (chrony, systemd-timesyncd or ntpd) before it "
+		       "drifts past 15 minutes",
+		       "local clock is %lld s %s the server's Date", (long long)mag,
+		       skew > 0 ? "ahead of" : "behind");
 	else
 		report(d, "clock", D_PASS, NULL, "skew %lld s against the server's Date",
 		       (long long)skew);
@@ -607,6 +594,163 @@ multipart : {
 }
 }
 
+/* ---- housekeeping ---- */
+
+#define STALE_MAX 10000 /* stale uploads remembered for --abort-stale per run */
+#define LIST_PAGES_MAX 1000
+
+struct stale {
+	struct lexfs_upload *v; /* the first STALE_MAX stale ones (key, id: ours) */
+	size_t n, cap;
+	size_t stale;	/* stale uploads seen (n of them kept) */
+	size_t total;	/* incomplete uploads seen, stale or not */
+	int64_t oldest; /* initiated of the oldest stale one */
+	const char *oldest_key;
+};
+
+static void stale_free(struct stale *sl)
+{
+	for (size_t i = 0; i < sl->n; i++) {
+		free(sl->v[i].key);
+		free(sl->v[i].upload_id);
+	}
+	free(sl->v);
+}
+
+/* Every incomplete upload under prefix; the stale ones (started age_s or more
+ * ago) into sl. An upload whose start the backend does not say is never stale.
+ * 0 or -errno. */
+static int collect_stale(struct store *st, const char *prefix, int64_t age_s, struct stale *sl,
+			 struct lexfs_err *e)
+{
+	int64_t now = (int64_t)time(NULL);
+	char *token = NULL;
+	int rc = 0;
+
+	for (int page = 0; page < LIST_PAGES_MAX; page++) {
+		struct lexfs_upload_page pg;
+
+		rc = store_mp_list(st, prefix, token, 1000, &pg, e);
+		free(token);
+		token = NULL;
+		if (rc)
+			break;
+		for (size_t i = 0; i < pg.n && !rc; i++) {
+			struct lexfs_upload *u = &pg.items[i], *nv;
+
+			sl->total++;
+			if (!u->initiated || now - u->initiated < age_s)
+				continue;
+			if (sl->stale++ >= STALE_MAX)
+				continue;
+			if (sl->n == sl->cap) {
+				size_t cap = sl->cap ? 2 * sl->cap : 16;
+
+				nv = realloc(sl->v, cap * sizeof(*nv));
+				if (!nv) {
+					rc = -ENOMEM;
+					break;
+				}
+				sl->v = nv;
+				sl->cap = cap;
+			}
+			sl->v[sl->n] = *u; /* take key and id from the page */
+			u->key = u->upload_id = NULL;
+			if (!sl->oldest || sl->v[sl->n].initiated < sl->oldest) {
+				sl->oldest = sl->v[sl->n].initiated;
+				sl->oldest_key = sl->v[sl->n].key;
+			}
+			sl->n++;
+		}
+		token = pg.next_token;
+		pg.next_token = NULL;
+		upload_page_free(&pg);
+		if (rc || !token)
+			break;
+	}
+	free(token);
+	return rc;
+}
+
+/* Incomplete multipart uploads older than a day cost storage and are never
+ * listed as objects: a writer died between begin and complete or abort. */
+static void check_stale_uploads(struct doctor *d, struct store *st, bool reachable)
+{
+	const struct doctor_conf *c = d->conf;
+	const char *prefix = c->prefix ? c->prefix : "";
+	int64_t age_s = c->stale_age_s > 0 ? c->stale_age_s : c->stale_age_s < 0 ? 0 : 86400;
+	struct stale sl = {0};
+	struct lexfs_err e = {0};
+	char eb[400], age[32], oldest[32];
+	size_t aborted = 0, failed = 0;
+	int rc;
+
+	if (!st || !reachable) {
+		report(d, "stale-uploads", D_SKIP, NULL, "endpoint not reachable");
+		return;
+	}
+	age_text(age_s, age, sizeof(age));
+	rc = collect_stale(st, prefix, age_s, &sl, &e);
+	if (rc == -ENOTSUP) {
+		report(d, "stale-uploads", D_SKIP, NULL,
+		       "driver %s cannot list incomplete multipart uploads",
+		       store_driver(st)->name);
+		goto out;
+	}
+	if (rc) {
+		report(d, "stale-uploads", D_WARN,
+		       "grant the credentials the listing of multipart uploads "
+		       "(s3:ListBucketMultipartUploads)",
+		       "could not list incomplete multipart uploads: %s",
+		       errtext(&e, rc, eb, sizeof(eb)));
+		goto out;
+	}
+	if (sl.n == 0) {
+		report(d, "stale-uploads", D_PASS, NULL,
+		       "no incomplete multipart upload older than %s under \"%s\" (%zu in "
+		       "progress)",
+		       age, prefix, sl.total);
+		goto out;
+	}
+	age_text((int64_t)time(NULL) - sl.oldest, oldest, sizeof(oldest));
+	if (!c->abort_stale) {
+		report(d, "stale-uploads", D_WARN, "lexfs doctor --abort-stale",
+		       "%zu incomplete multipart upload%s older than %s under \"%s\" (of %zu in "
+		       "progress); the oldest, %s old, is for %s",
+		       sl.stale, sl.stale == 1 ? "" : "s", age, prefix, sl.total, oldest,
+		       sl.oldest_key);
+		goto out;
+	}
+	for (size_t i = 0; i < sl.n; i++) {
+		lexfs_err_clear(&e);
+		rc = store_mp_abort_id(st, sl.v[i].key, sl.v[i].upload_id, &e);
+		if (rc == 0) {
+			aborted++;
+			continue;
+		}
+		if (failed++ == 0)
+			errtext(&e, rc, eb, sizeof(eb));
+	}
+	if (failed)
+		report(d, "stale-uploads", D_FAIL,
+		       "grant the credentials s3:AbortMultipartUpload, or abort them with the "
+		       "provider's tools",
+		       "aborted %zu of %zu incomplete multipart uploads older than %s; %zu failed: "
+		       "%s",
+		       aborted, sl.n, age, failed, eb);
+	else if (sl.stale > sl.n)
+		report(d, "stale-uploads", D_WARN, "run lexfs doctor --abort-stale again",
+		       "aborted %zu incomplete multipart uploads older than %s under \"%s\"; "
+		       "%zu more remain (at most %d per run)",
+		       aborted, age, prefix, sl.stale - sl.n, STALE_MAX);
+	else
+		report(d, "stale-uploads", D_PASS, NULL,
+		       "aborted %zu incomplete multipart upload%s older than %s under \"%s\"",
+		       aborted, aborted == 1 ? "" : "s", age, prefix);
+out:
+	stale_free(&sl);
+}
+
 /* ---- local machine ---- */
 
 static void check_cache_dir(struct doctor *d)
@@ -808,6 +952,7 @@ static void backend_checks(struct doctor *d)
 	reachable = check_endpoint(d, st);
 	check_clock(d, st, reachable);
 	check_probe(d, st, reachable);
+	check_stale_uploads(d, st, reachable);
 	store_destroy(st);
 	check_cache_dir(d);
 }

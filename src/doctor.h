@@ -8,11 +8,17 @@
  *   driver        the driver opened with its settings
  *   endpoint      store_health_check: endpoint resolves, TLS verifies, one
  *                 authenticated round trip; the latency
- *   clock         skew against the server's Date header, from the optional control
- *                 "server_date" (see below); warn when the driver cannot measure it
+ *   clock         skew between this machine's clock and the Date header of the
+ *                 server's latest answer (store_server_time): fail past max_skew_s
+ *                 (SigV4, Shared Key and SAS refuse requests 15 minutes off), warn
+ *                 past 60 s; skip for drivers without a server clock (local, memory)
  *   probe-*       under .lexfs-doctor/: put, info, get, list, copy, presign (+ fetch
  *                 of the URL with libcurl when it is http or https), remove
  *   multipart     begin + abort of a multipart upload
+ *   stale-uploads incomplete multipart uploads under the mount's prefix started more
+ *                 than a day ago (driver.h, mp_list): warn with their number, the
+ *                 oldest's age and key; with abort_stale, abort them (fail if one
+ *                 cannot be); skip for a driver that cannot list them
  *   cache-dir     exists (or can be created), is writable, has free space
  *   fuse          /dev/fuse opens read-write, fusermount3 is on PATH and usable
  *
@@ -20,11 +26,6 @@
  * pass, warn, fail, skip (a check that cannot run because an earlier one failed).
  * With json: one object {"ok":..,"checks":[{"check","status","message","fix"}],
  * "summary":{"pass":N,"warn":N,"fail":N,"skip":N}}.
- *
- * The "server_date" control: store_control(st, "server_date", "", &err) makes
- * one request and, on success, returns 0 with the server's Date header copied
- * into err.message (IMF-fixdate, "Tue, 02 Jan 2026 03:04:05 GMT", or decimal
- * seconds since the epoch). Drivers that cannot tell answer -ENOTSUP.
  */
 #ifndef LEXFS_DOCTOR_H
 #define LEXFS_DOCTOR_H
@@ -55,8 +56,12 @@ struct doctor_conf {
 
 	const char *fuse_device; /* NULL: /dev/fuse */
 	const char *fusermount;	 /* NULL: fusermount3 from PATH */
-	int64_t clock_offset_s;	 /* test-only: added to our clock (simulates skew) */
 	int max_skew_s;		 /* 0: 900 (SigV4 and SAS refuse past 15 min) */
+
+	const char *prefix;  /* the mount's key prefix; NULL: "" (the whole bucket) */
+	bool abort_stale;    /* abort the stale uploads found (--abort-stale) */
+	int64_t stale_age_s; /* an upload this old is stale; 0: 86400, < 0: any age
+			      * (--stale-age, for tests: a fresh upload counts) */
 };
 
 /* Run every check, print to out. Returns 0 when nothing failed, 1 otherwise

@@ -48,6 +48,11 @@ struct http_client {
 	pthread_mutex_t lock; /* guards idle[] and nidle */
 	CURL **idle;
 	size_t nidle;
+	/* The Date header of the most recent response and this machine's clock when
+	 * it arrived, for the doctor's clock check (http_last_date); 0: none yet. */
+	pthread_mutex_t date_lock; /* guards last_date, last_date_at */
+	int64_t last_date;
+	int64_t last_date_at;
 };
 
 /* ---------- headers ---------- */
@@ -185,6 +190,7 @@ int http_client_create(const struct http_conf *conf, struct http_client **out)
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_init(&c->share_locks[i], NULL);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->date_lock, NULL);
 	c->share = curl_share_init();
 	if (!c->share)
 		goto fail_locks;
@@ -201,6 +207,7 @@ fail_locks:
 	for (i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&c->share_locks[i]);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->date_lock);
 fail_free:
 	free(c->idle);
 	free(c->ca_file);
@@ -220,6 +227,7 @@ void http_client_destroy(struct http_client *c)
 	for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
 		pthread_mutex_destroy(&c->share_locks[i]);
 	pthread_mutex_destroy(&c->lock);
+	pthread_mutex_destroy(&c->date_lock);
 	free(c->idle);
 	free(c->ca_file);
 	free(c);
@@ -447,6 +455,30 @@ static int64_t now_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+static void remember_date(struct http_client *c, int64_t server)
+{
+	int64_t now = (int64_t)time(NULL);
+
+	pthread_mutex_lock(&c->date_lock);
+	c->last_date = server;
+	c->last_date_at = now;
+	pthread_mutex_unlock(&c->date_lock);
+}
+
+int http_last_date(struct http_client *c, int64_t *server, int64_t *local_at)
+{
+	int rc = -ENODATA;
+
+	pthread_mutex_lock(&c->date_lock);
+	if (c->last_date > 0) {
+		*server = c->last_date;
+		*local_at = c->last_date_at;
+		rc = 0;
+	}
+	pthread_mutex_unlock(&c->date_lock);
+	return rc;
+}
+
 /* Trace text for a URL: scheme://host/path, never the query (presigned parts). */
 static void url_for_trace(const char *url, char *out, size_t outlen)
 {
@@ -608,6 +640,8 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 			int64_t t = d ? http_parse_date(d) : -1;
 			resp->server_date = t > 0 ? t : 0;
 		}
+		if (resp->server_date > 0)
+			remember_date(c, resp->server_date);
 
 		log_trace(LOGC_HTTP | c->conf.trace_comp,
 			  "http %s %s%s%s -> %ld%s%s sent=%llu recv=%llu %lldms try=%d",

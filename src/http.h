@@ -97,6 +97,13 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 		 bool (*is_retryable_body)(const struct http_resp *resp),
 		 struct lexfs_err *err);
 
+/* The Date header of the most recent response this client received (any status,
+ * any attempt) in *server, and this machine's clock when it arrived in *local_at,
+ * both seconds since the epoch: the server's clock as of a moment ago, without a
+ * request of its own. -ENODATA when no response carried a usable Date yet.
+ * Thread-safe. */
+int http_last_date(struct http_client *c, int64_t *server, int64_t *local_at);
+
 /* Percent-encoding per RFC 3986 unreserved set (A-Z a-z 0-9 - . _ ~); keep_slash
  * leaves '/' as is. Caller frees. */
 char *http_uri_encode(const char *s, bool keep_slash);

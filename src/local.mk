@@ -26,5 +26,7 @@ liblexfs_a_SOURCES += src/fs_route.c src/fs_route.h
 # ops: events/hooks/webhook, Prometheus metrics, doctor
 liblexfs_a_SOURCES += src/events.c src/events.h src/metrics.c src/metrics.h \
 	src/doctor.c src/doctor.h src/sdnotify.c src/sdnotify.h src/opsrt.c src/opsrt.h
+# ops: lexfs status (progress of pending uploads)
+liblexfs_a_SOURCES += src/status.c src/status.h
 # azure: Shared Key, SAS and credentials of Azure Storage
 liblexfs_a_SOURCES += src/azure_auth.c src/azure_auth.h

@@ -51,6 +51,7 @@
 #include "src/fs_route.h"
 #include "src/log.h"
 #include "src/source.h"
+#include "src/status.h"
 #include "src/urlsign.h"
 
 extern char **environ;
@@ -80,7 +81,7 @@ static void usage(FILE *fp)
 		" [-o OPT]\n"
 		"       lexfs verify-url URL [--source SOURCE] [-o OPT]\n"
 		"       lexfs status MOUNTPOINT [--json]\n"
-		"       lexfs doctor [SOURCE] [-o OPT] [--json]\n"
+		"       lexfs doctor [SOURCE] [-o OPT] [--json] [--abort-stale]\n"
 		"       lexfs version\n"
 		"\n"
 		"SOURCE: s3://bucket[/prefix]  r2://bucket[/prefix]  gs://bucket[/prefix]\n"
@@ -1137,48 +1138,13 @@ out:
 	return ret;
 }
 
-/* ---- status ---------------------------------------------------------------- */
-
-static void print_json(const char *path, json_t *v, int depth)
-{
-	const char *k;
-	json_t *child;
-	char sub[512];
-
-	if (json_is_object(v)) {
-		json_object_foreach(v, k, child)
-		{
-			snprintf(sub, sizeof(sub), "%s%s%s", path, path[0] ? "." : "", k);
-			print_json(sub, child, depth + 1);
-		}
-		return;
-	}
-	if (json_is_integer(v))
-		printf("%-40s %" JSON_INTEGER_FORMAT "\n", path, json_integer_value(v));
-	else if (json_is_real(v))
-		printf("%-40s %g\n", path, json_real_value(v));
-	else if (json_is_string(v))
-		printf("%-40s %s\n", path, json_string_value(v));
-	else if (json_is_true(v) || json_is_false(v))
-		printf("%-40s %s\n", path, json_is_true(v) ? "yes" : "no");
-	else if (json_is_null(v))
-		printf("%-40s -\n", path);
-	else {
-		char *s = json_dumps(v, JSON_COMPACT);
-
-		printf("%-40s %s\n", path, s ? s : "?");
-		free(s);
-	}
-}
+/* ---- status (src/status.c reads and prints) -------------------------------- */
 
 static int cmd_status(int argc, char **argv)
 {
 	const char *mnt = NULL;
 	bool raw = false;
-	json_error_t jerr;
-	json_t *root;
-	ssize_t n;
-	char *buf;
+	char why[600];
 	int i;
 
 	for (i = 2; i < argc; i++) {
@@ -1196,51 +1162,45 @@ static int cmd_status(int argc, char **argv)
 		say("status: which MOUNTPOINT?");
 		return EXIT_USAGE;
 	}
-	n = getxattr(mnt, "user.lexfs.stats", NULL, 0);
-	if (n < 0) {
-		if (errno == ENODATA || errno == ENOTSUP)
-			say("status: %s is not a lexfs mount", mnt);
-		else
-			say("status: %s: %s", mnt, strerror(errno));
+	if (status_run(mnt, raw, stdout, why, sizeof(why)) < 0) {
+		say("status: %s", why);
 		return EXIT_USAGE;
 	}
-	buf = malloc((size_t)n + 1);
-	if (buf == NULL)
-		return EXIT_USAGE;
-	n = getxattr(mnt, "user.lexfs.stats", buf, (size_t)n);
-	if (n < 0) {
-		say("status: %s: %s", mnt, strerror(errno));
-		free(buf);
-		return EXIT_USAGE;
-	}
-	buf[n] = '\0';
-	if (raw) {
-		printf("%s\n", buf);
-		free(buf);
-		return 0;
-	}
-	root = json_loads(buf, 0, &jerr);
-	if (root == NULL) {
-		say("status: %s answered something that is not JSON: %s", mnt, jerr.text);
-		free(buf);
-		return EXIT_USAGE;
-	}
-	printf("lexfs mount %s\n", mnt);
-	print_json("", root, 0);
-	json_decref(root);
-	free(buf);
 	return 0;
 }
 
 /* ---- doctor (src/doctor.c does the checks) -------------------------------- */
 
+struct doctor_cli {
+	bool json;
+	bool abort_stale;
+	int64_t stale_age_s; /* doctor_conf's: 0 default, < 0 any age */
+};
+
 static int doctor_opt(void *vctx, int argc, char **argv, int i)
 {
-	bool *json = vctx;
+	struct doctor_cli *cli = vctx;
+	char *end = NULL;
+	long long v;
 
 	if (strcmp(argv[i], "--json") == 0) {
-		*json = true;
+		cli->json = true;
 		return 1;
+	}
+	if (strcmp(argv[i], "--abort-stale") == 0) {
+		cli->abort_stale = true;
+		return 1;
+	}
+	if (strcmp(argv[i], "--stale-age") == 0) {
+		/* For tests: a fresh upload is stale with --stale-age 0. */
+		errno = 0;
+		v = i + 1 < argc ? strtoll(argv[i + 1], &end, 10) : -1;
+		if (i + 1 >= argc || errno || end == argv[i + 1] || *end || v < 0) {
+			say("doctor: --stale-age takes a number of seconds (default 86400)");
+			return -1;
+		}
+		cli->stale_age_s = v > 0 ? v : -1;
+		return 2;
 	}
 	return 0;
 }
@@ -1255,12 +1215,12 @@ static int cmd_doctor(int argc, char **argv)
 	struct {
 		char cache[PATH_MAX], probe[PATH_MAX];
 	} *dirs = NULL; /* the paths dc[i] points at */
-	bool json = false;
+	struct doctor_cli cli = {0};
 	size_t n = 1, i;
 	int rc, ret = EXIT_USAGE;
 
 	memset(&cfg, 0, sizeof(cfg));
-	if (sub_parse(argc, argv, &sa, doctor_opt, &json) < 0)
+	if (sub_parse(argc, argv, &sa, doctor_opt, &cli) < 0)
 		goto out;
 	struct config_input in = {
 	    .source = sa.source ? sa.source : sa.positional, .opts = &sa.opts, .env = environ};
@@ -1289,6 +1249,9 @@ static int cmd_doctor(int argc, char **argv)
 			snprintf(dirs[i].probe, sizeof(dirs[i].probe), "%s.lexfs-doctor/",
 				 specs[i].prefix);
 			dc[i].probe_prefix = dirs[i].probe;
+			dc[i].prefix = specs[i].prefix;
+			dc[i].abort_stale = cli.abort_stale;
+			dc[i].stale_age_s = cli.stale_age_s;
 			rc = cache_dir_for(&cfg, &specs[i], dirs[i].cache, sizeof(dirs[i].cache));
 			if (rc == 0 || cfg.cache_dir != NULL)
 				dc[i].cache_dir = dirs[i].cache;
@@ -1296,9 +1259,9 @@ static int cmd_doctor(int argc, char **argv)
 	}
 	log_open(LOG_SINK_STDERR, NULL, LOG_CRIT); /* the report says it all */
 	if (cfg.nbackends > 0)
-		ret = doctor_run_backends(dc, n, stdout, json);
+		ret = doctor_run_backends(dc, n, stdout, cli.json);
 	else
-		ret = doctor_run(dc, stdout, json);
+		ret = doctor_run(dc, stdout, cli.json);
 	if (ret < 0) {
 		say("doctor: %s", strerror(-ret));
 		ret = EXIT_USAGE;

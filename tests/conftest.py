@@ -7,7 +7,9 @@ Contract (every test file relies on it):
     with .path, .log, .unmount(), .remount(). The daemon runs in the foreground (-f)
     with its log captured; at teardown every mount is unmounted (fusermount3 -u, then
     -uz, then kill) and the test fails if the daemon exited non-zero or logged an
-    error it was not told to expect (Mount.expect_errors(regex)).
+    error it was not told to expect (Mount.expect_errors(regex)), or if its log holds
+    any test credential (register_secret: every server module registers the secrets
+    it hands out, so every mount of the run is scanned for all of them).
   * fixture `backend`, parametrized over BACKEND_NAMES: resolves to the fixture
     "backend_" + name. A backend has .name, .driver, .source, .settings, .env,
     .persistent (data survives the daemon) and .fresh() (a new, empty one).
@@ -42,6 +44,30 @@ UNMOUNT_TIMEOUT_S = 60
 # sanitizer report.
 _BAD_LOG = re.compile(r" (emerg|alert|crit|error): |AddressSanitizer|LeakSanitizer|"
                       r"runtime error:|UndefinedBehaviorSanitizer")
+
+
+# Every credential the test servers accept or the tests hand out as wrong ones. No
+# daemon log line may contain one (Mount.problems); the harness's own "=== start"
+# line masks them. Server modules call register_secret() when they are imported.
+TEST_SECRETS = []
+
+
+def register_secret(value):
+    """Add a secret (a str; a PEM key: each line of its body) to the scan."""
+    if "-----BEGIN" in value:
+        for line in value.splitlines():
+            line = line.strip()
+            if line and not line.startswith("-----"):
+                register_secret(line)
+        return
+    if len(value) >= 8 and value not in TEST_SECRETS:
+        TEST_SECRETS.append(value)
+
+
+def mask_secrets(text):
+    for s in TEST_SECRETS:
+        text = text.replace(s, "*" * 8)
+    return text
 
 
 def build_dir():
@@ -101,7 +127,7 @@ class Mount:
         env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         self.runs += 1
         log = open(self.log_path, "a")
-        log.write("=== start %d: %s\n" % (self.runs, " ".join(self.command())))
+        log.write("=== start %d: %s\n" % (self.runs, mask_secrets(" ".join(self.command()))))
         log.flush()
         self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
                                      stderr=subprocess.STDOUT, env=env)
@@ -186,6 +212,10 @@ class Mount:
         for line in self.log.splitlines():
             if _BAD_LOG.search(line) and not any(a.search(line) for a in self.allowed):
                 out.append("log: " + line)
+            leaked = [s for s in TEST_SECRETS if s in line]
+            if leaked:
+                out.append("log holds a test secret (%d chars from %r): %s"
+                           % (len(leaked[0]), leaked[0][:4], mask_secrets(line)))
         return out
 
 

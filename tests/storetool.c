@@ -19,6 +19,12 @@
  *   presign KEY GET|PUT SECONDS
  *   verify-url URL                                    control "verify_url" of local/memory
  *   mpu KEY PARTSIZE FILE [--order forward|reverse|shuffle] [--type CT] [--meta N=V]...
+ *   mp-begin KEY                                      begin a multipart upload and exit
+ *                                                     at once without abort or cleanup,
+ *                                                     as a writer that dies (ends batch)
+ *   mp-list PREFIX [--max-keys N] [--pages]           incomplete uploads, JSON lines
+ *                                                     {"key","upload_id","initiated"}
+ *   mp-abort KEY UPLOAD_ID                            abort one by id
  *   health
  *   control NAME VALUE
  *   stats                                             store statistics JSON
@@ -340,6 +346,70 @@ static int cmd_list(struct tool *t, struct putargs *pa)
 	return report(t, rc, &err, "list");
 }
 
+static int cmd_mp_begin(struct tool *t, struct putargs *pa)
+{
+	struct lexfs_err err;
+	store_mpu *mpu = NULL;
+	int rc;
+
+	if (pa->npos != 1)
+		return usage(t, "mp-begin KEY");
+	rc = store_mp_begin(t->st, pa->pos[0], NULL, &mpu, &err);
+	if (rc)
+		return report(t, rc, &err, "mp-begin");
+	fprintf(t->out, "begun\n");
+	fflush(t->out);
+	fflush(stdout);
+	_exit(0); /* leave it behind, handle and all: that is the point */
+}
+
+static int cmd_mp_list(struct tool *t, struct putargs *pa)
+{
+	struct lexfs_err err;
+	char *token = NULL;
+	unsigned page = 0;
+	int rc;
+
+	if (pa->npos != 1)
+		return usage(t, "mp-list PREFIX [--max-keys N] [--pages]");
+	do {
+		struct lexfs_upload_page p = {0};
+
+		rc = store_mp_list(t->st, pa->pos[0], token, pa->max_keys, &p, &err);
+		free(token);
+		token = NULL;
+		if (rc)
+			break;
+		if (pa->pages) {
+			json_t *j = json_object();
+
+			json_object_set_new(j, "page", json_integer(page));
+			json_object_set_new(j, "count", json_integer((json_int_t)p.n));
+			print_json(t, j);
+		}
+		for (size_t i = 0; i < p.n; i++)
+			print_json(t, json_pack("{s:s, s:s, s:I}", "key", p.items[i].key,
+						"upload_id", p.items[i].upload_id, "initiated",
+						(json_int_t)p.items[i].initiated));
+		token = p.next_token;
+		p.next_token = NULL;
+		upload_page_free(&p);
+		page++;
+	} while (token);
+	return report(t, rc, &err, "mp-list");
+}
+
+static int cmd_mp_abort(struct tool *t, struct putargs *pa)
+{
+	struct lexfs_err err;
+	int rc;
+
+	if (pa->npos != 2)
+		return usage(t, "mp-abort KEY UPLOAD_ID");
+	rc = store_mp_abort_id(t->st, pa->pos[0], pa->pos[1], &err);
+	return report(t, rc, &err, "mp-abort");
+}
+
 static int cmd_rm(struct tool *t, struct putargs *pa)
 {
 	struct lexfs_err err;
@@ -566,6 +636,8 @@ static int run_command(struct tool *t, int argc, char **argv, bool nested)
 			{ "cp", cmd_cp },     { "mv", cmd_mv },
 			{ "url", cmd_url },   { "presign", cmd_presign },
 			{ "mpu", cmd_mpu },   { "set-meta", cmd_set_meta },
+			{ "mp-begin", cmd_mp_begin }, { "mp-list", cmd_mp_list },
+			{ "mp-abort", cmd_mp_abort },
 		};
 		size_t i;
 

@@ -2,8 +2,10 @@
 helper, daemon mode, signals, status, presign."""
 import json
 import os
+import re
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from conftest import ROOT, lexfs_bin, _is_mounted
 
 HELPER = ROOT / "contrib" / "mount.lexfs"
 EXAMPLE = ROOT / "contrib" / "lexfs.conf.example"
+MIB_ = 1024 * 1024
 
 
 def clean_env(**extra):
@@ -279,3 +282,87 @@ def test_secret_option_hidden_from_ps(dirs):
     finally:
         subprocess.run(["fusermount3", "-u", str(dirs["mnt"])])
         assert p.wait(30) == 0, p.stderr.read()
+
+
+BAR_LINE = re.compile(r"^  \[(#*)(\.*)\] +(\d+)%  ([\d.]+ (?:B|KiB|MiB)) / ([\d.]+ MiB)  "
+                      r"(\S+) \((uploading|waiting)\)$")
+
+
+def status_text(m):
+    r = subprocess.run([lexfs_bin(), "status", m.path], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def test_status_shows_a_progress_bar_per_upload(mounter):
+    """A write-back mount with a large upload made slow (the memory driver waits 250 ms
+    per call): while its parts go up, lexfs status shows a bar line for the file, with
+    its bytes done and its size; once it is stored, no bar is left. --json is the
+    attribute as it is (files array included)."""
+    m = mounter("mem://", opts=["config=none", "writeback=1", "part_size=5m",
+                                "upload_concurrency=1"])
+    os.setxattr(m.path, "user.lexfs.control.fault", b"latency_ms=250")
+    fd = os.open(os.path.join(m.path, "big.bin"), os.O_WRONLY | os.O_CREAT, 0o644)
+    seen = []
+    try:
+        block = os.urandom(MIB_)
+        for _ in range(40):
+            os.write(fd, block)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            bars = [BAR_LINE.match(l) for l in status_text(m).splitlines()]
+            bars = [b for b in bars if b]
+            seen += [b.groups() for b in bars]
+            if any(0 < int(b.group(3)) < 100 for b in bars):
+                break
+            time.sleep(0.1)
+        raw = json.loads(subprocess.run([lexfs_bin(), "status", m.path, "--json"],
+                                        capture_output=True, text=True, timeout=30).stdout)
+        assert [f["key"] for f in raw["files"]] == ["big.bin"]
+    finally:
+        os.close(fd)
+    part = [g for g in seen if 0 < int(g[2]) < 100]
+    assert part, "no bar with partial progress among %r" % seen[-5:]
+    hashes, dots, pct, done, total, key, state = part[-1]
+    assert key == "big.bin" and total == "40.0 MiB"
+    assert len(hashes) + len(dots) == 30 and 0 < len(hashes) < 30
+    assert abs(len(hashes) - int(pct) * 30 // 100) <= 1
+    os.setxattr(m.path, "user.lexfs.control.fault", b"off")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        text = status_text(m)
+        if not any(BAR_LINE.match(l) for l in text.splitlines()):
+            break
+        time.sleep(0.1)
+    assert "pending uploads" not in text and not re.search(r"^files ", text, re.M), text
+    assert re.search(r"^pending_uploads +0$", text, re.M), text
+
+
+def test_status_survives_stats_that_grow_between_reads(tmp_path):
+    """lexfs status asks the attribute's size, then reads it: a value that grew in
+    between (ERANGE) is read again, not an error. Here a plain file's attribute flips
+    between a short and a long JSON document as fast as it can."""
+    target = tmp_path / "fake-mount"
+    target.mkdir()
+    short = json.dumps({"pending_uploads": 0}).encode()
+    long = json.dumps({"pending_uploads": 0, "pad": "x" * 3000}).encode()
+    os.setxattr(target, "user.lexfs.stats", short)
+    stop = threading.Event()
+
+    def flip():
+        while not stop.is_set():
+            os.setxattr(target, "user.lexfs.stats", long)
+            os.setxattr(target, "user.lexfs.stats", short)
+
+    t = threading.Thread(target=flip)
+    t.start()
+    try:
+        for _ in range(60):
+            r = subprocess.run([lexfs_bin(), "status", str(target), "--json"],
+                               capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+            assert json.loads(r.stdout)["pending_uploads"] == 0
+    finally:
+        stop.set()
+        t.join()

@@ -2,6 +2,7 @@
 really sent by a mount), the fstab examples through mount.lexfs, the logrotate
 snippet, and bash completion of subcommands and -o options."""
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -140,3 +141,118 @@ def test_completion_o_options():
     assert got == ["trace=http"]
     got = complete(["lexfs", "s3://b", "/mnt", "-o", "events_on"])
     assert set(got) == {"events_on_stored=", "events_on_deleted="}
+
+
+# ---- the example configuration covers every key the code reads ----------------------
+
+SRC = ROOT / "src"
+DRIVERS = ROOT / "drivers"
+# Which files read which group's settings (r2 is the s3 driver: the s3 group documents
+# the shared keys, the r2 group what only R2 uses). Globs, so a driver's new file is
+# scanned without editing this.
+DRIVER_GLOBS = {
+    "s3": ["drivers/s3*.c"],
+    "azure": ["drivers/azure*.c", "src/azure_auth.c"],
+    "gcs": ["drivers/gcs*.c", "src/gcs_auth.c"],
+    "local": ["drivers/local*.c"],
+    "memory": ["drivers/memory.c"],
+}
+DRIVER_FILES = {d: sorted(str(p.relative_to(ROOT)) for g in globs for p in ROOT.glob(g))
+                for d, globs in DRIVER_GLOBS.items()}
+GETTER = re.compile(r'\bsettings_(?:get|get_bool|get_size|get_u64|get_double|get_int|has|origin)'
+                    r'\(\s*[^,()]+,\s*"([a-z0-9_]+)"')
+PAIR = re.compile(r'\bsetting\(\s*[^,()]+,\s*"([a-z0-9_]+)",\s*"([a-z0-9_]+)"\)')
+# memory.c reads its fault keys from a table: { "fault_error_rate", "error_rate" }.
+FAULT_TABLE = re.compile(r'\{\s*"(fault_[a-z_]+)",\s*"[a-z_]+"\s*\}')
+
+
+def keys_read_by(files):
+    keys = set()
+    for f in files:
+        text = (ROOT / f).read_text() if (ROOT / f).exists() else ""
+        keys |= set(GETTER.findall(text))
+        for a, b in PAIR.findall(text):
+            keys |= {a, b}
+        keys |= set(FAULT_TABLE.findall(text))
+    return keys
+
+
+def mount_keys():
+    """lexfs's own keys: the mount_keys[] table of src/conf.c."""
+    text = (SRC / "conf.c").read_text()
+    table = re.search(r"mount_keys\[\]\s*=\s*\{(.*?)NULL", text, re.S).group(1)
+    return set(re.findall(r'"([a-z0-9_]+)"', table))
+
+
+ASSIGN = re.compile(r"^([a-z0-9_]+)\s*=")
+
+
+def example_groups():
+    """{group path: keys} of the example, commented-out keys included ("# key = ...");
+    groups open with an uncommented "name = {" and close with "};"."""
+    groups, stack = {}, []
+    for raw in (CONTRIB / "lexfs.conf.example").read_text().splitlines():
+        line = raw.strip()
+        commented = line.startswith("#")
+        text = line.lstrip("#").strip() if commented else line
+        m = ASSIGN.match(text)
+        if not commented and text.endswith("{") and m:
+            stack.append(m.group(1))
+            groups.setdefault(".".join(stack), set())
+            continue
+        if not commented and text.startswith("}"):
+            stack.pop()
+            continue
+        if m and stack:
+            groups[".".join(stack)].add(m.group(1))
+    assert not stack, "unbalanced groups in the example"
+    return groups
+
+
+def test_the_key_scan_sees_the_code():
+    """The scan is not vacuous: it finds keys known to be read."""
+    assert {"bucket", "imds", "sts_endpoint", "s3_path_style",
+            "meta_underscore_as_dot"} <= keys_read_by(DRIVER_FILES["s3"])
+    assert {"fault_latency_ms", "base_url"} <= keys_read_by(DRIVER_FILES["memory"])
+    assert {"account_key", "sas_token"} <= keys_read_by(DRIVER_FILES["azure"])
+    assert {"health_interval", "metrics_addr", "events_log", "rw"} <= mount_keys()
+
+
+def test_example_config_has_every_key():
+    """Every key lexfs (src/conf.c) and each driver reads appears in
+    contrib/lexfs.conf.example, in its group. config itself is the exception: it says
+    which file to read."""
+    groups = example_groups()
+    top = groups["storage"]
+    events = groups.get("storage.events", set())
+    missing = []
+    for k in sorted(mount_keys() - {"config"}):
+        if k.startswith("events_") and k[len("events_"):] in events:
+            continue
+        if k not in top:
+            missing.append("storage." + k)
+    for drv, files in DRIVER_FILES.items():
+        have = groups.get("storage." + drv, set())
+        if drv == "s3":
+            have = have | groups.get("storage.r2", set())
+        for k in sorted(keys_read_by(files) - have):
+            missing.append("storage.%s.%s" % (drv, k))
+    assert missing == [], "keys the code reads but the example lacks: %s" % missing
+
+
+def test_completion_knows_every_key():
+    """Bash completion offers every key lexfs and the drivers read as an -o option."""
+    comp = (CONTRIB / "lexfs.bash-completion").read_text()
+    words = re.search(r'_lexfs_o_options="(.*?)"', comp, re.S).group(1).split()
+    have = {w.rstrip("=") for w in words}
+    keys = mount_keys()
+    for files in DRIVER_FILES.values():
+        keys |= keys_read_by(files)
+    assert sorted(keys - have) == []
+    assert complete(["lexfs", "s3://b", "/mnt", "-o", "fore"]) == ["foreground"]
+    assert set(complete(["lexfs", "s3://b", "/mnt", "-o", "single_"])) == {
+        "single_thread", "single_put_max="}
+    assert complete(["lexfs", "s3://b", "/mnt", "-o", "ro,sts_"]) == ["ro,sts_endpoint="]
+    assert complete(["lexfs", "doctor", "--ab"]) == ["--abort-stale"]
+    assert complete(["lexfs", "doctor", "--stale"]) == ["--stale-age"]
+    assert "help" in complete(["lexfs", "he"])

@@ -1,6 +1,7 @@
 """Periodic health check (-o health_interval=) with its state in user.lexfs.stats, a
-backend outage that fails operations with EIO and recovers without a remount, and
-the SIGUSR1 / SIGUSR2 log controls."""
+backend outage that fails operations with EIO and recovers without a remount (the
+memory driver's fault injection, and a real Azurite stopped and restarted under a
+mount), and the SIGUSR1 / SIGUSR2 log controls."""
 import errno
 import json
 import os
@@ -84,6 +85,108 @@ def test_outage_and_recovery(backend_memory, mounter):
     with open(os.path.join(m.path, "after"), "rb") as f:
         assert f.read() == b"back"
     assert "is failing" in m.log and "answers again" in m.log
+
+
+def fails_within(seconds, fn, err=errno.EIO):
+    """fn() fails with err, and does so within `seconds` (it must not hang)."""
+    t0 = time.monotonic()
+    with pytest.raises(OSError) as e:
+        fn()
+    took = time.monotonic() - t0
+    assert e.value.errno == err, e.value
+    assert took < seconds, "took %.1f s" % took
+
+
+def test_outage_of_a_real_server(mounter, tmp_path):
+    """A dedicated Azurite goes away under a mount: reads, writes and listings fail
+    with EIO in bounded time, health says failing; Azurite comes back on the same
+    port with the same data directory: the same mount (no remount) reads what was
+    there, writes again, and health is ok."""
+    from servers.azurite import AzureBackend, start_azurite, stop_azurite
+
+    srv = start_azurite(str(tmp_path / "azurite"))
+    try:
+        srv.create_container("outage")
+        be = AzureBackend(srv, "outage")
+        m = mounter(be.source, env=be.env,
+                    opts=be.mount_opts() + ["health_interval=1", "timeout=3", "max_retries=1"])
+        m.expect_errors(r"LEXFS-00|failed|cannot|upload")
+        with open(os.path.join(m.path, "before"), "wb") as f:
+            f.write(b"safe")
+        assert wait_for(lambda: stats(m)["health"]["checks"] >= 1)
+
+        stop_azurite(srv)
+        h = wait_for(lambda: stats(m)["health"]["state"] == "failing" and stats(m)["health"])
+        assert h and h["state"] == "failing", stats(m)["health"]
+        assert "LEXFS-007" in h["last_error"], h
+        subprocess.run(["setfattr", "-n", "user.lexfs.invalidate", "-v", "1", m.path],
+                       check=True)
+
+        def read_before():
+            with open(os.path.join(m.path, "before"), "rb") as f:
+                f.read()
+
+        def write_during():
+            with open(os.path.join(m.path, "during"), "wb") as f:
+                f.write(b"x")
+
+        fails_within(30, read_before)
+        fails_within(30, write_during)
+        fails_within(30, lambda: os.listdir(m.path))
+
+        srv = start_azurite(str(tmp_path / "azurite"), port=srv.port)
+        h = wait_for(lambda: stats(m)["health"]["state"] == "ok" and stats(m)["health"], 30)
+        assert h and h["consecutive_failures"] == 0, stats(m)["health"]
+        with open(os.path.join(m.path, "before"), "rb") as f:
+            assert f.read() == b"safe"
+        with open(os.path.join(m.path, "after"), "wb") as f:
+            f.write(b"back")
+        assert be.client().download_blob("after").readall() == b"back"
+        assert "during" not in os.listdir(m.path)
+        assert "is failing" in m.log and "answers again" in m.log
+    finally:
+        stop_azurite(srv)
+
+
+def test_hung_server_times_out(mounter, tmp_path):
+    """A server that accepts connections and never answers (Azurite stopped with
+    SIGSTOP): operations fail with ETIMEDOUT after timeout= and max_retries=, never
+    hang; once it runs again the same mount works."""
+    from servers.azurite import AzureBackend, start_azurite, stop_azurite
+
+    srv = start_azurite(str(tmp_path / "azurite"))
+    try:
+        srv.create_container("hung")
+        be = AzureBackend(srv, "hung")
+        m = mounter(be.source, env=be.env, opts=be.mount_opts() + ["timeout=2", "max_retries=1"])
+        m.expect_errors(r"LEXFS-00|failed|cannot|upload|timed out")
+        with open(os.path.join(m.path, "before"), "wb") as f:
+            f.write(b"safe")
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            subprocess.run(["setfattr", "-n", "user.lexfs.invalidate", "-v", "1", m.path],
+                           check=True)
+
+            def read_before():
+                with open(os.path.join(m.path, "before"), "rb") as f:
+                    f.read()
+
+            def write_during():
+                with open(os.path.join(m.path, "during"), "wb") as f:
+                    f.write(b"x")
+
+            # Two attempts of about 2 s each, and the back-off between them.
+            fails_within(20, read_before, errno.ETIMEDOUT)
+            fails_within(20, write_during, errno.ETIMEDOUT)
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        with open(os.path.join(m.path, "before"), "rb") as f:
+            assert f.read() == b"safe"
+        with open(os.path.join(m.path, "after"), "wb") as f:
+            f.write(b"back")
+        assert be.client().download_blob("after").readall() == b"back"
+    finally:
+        stop_azurite(srv)
 
 
 def test_sigusr1_reopens_logs(backend, mounter, tmp_path):

@@ -22,12 +22,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, Backend
+from conftest import ROOT, Backend, register_secret
 
 ACCOUNT = "devstoreaccount1"
 # Azurite's published development-account key (not a secret: it is in Azure's docs).
 KEY = ("Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/"
        "KBHBeksoGMGw==")
+register_secret(KEY)
+# The wrong key of the same shape the tests hand out (_wrong_azure_credentials).
+WRONG_KEY = base64.b64encode(bytes(b ^ 0x5A for b in base64.b64decode(KEY))).decode()
+register_secret(WRONG_KEY)
 AZURITE_BIN = ROOT / "tests" / ".node" / "node_modules" / ".bin" / "azurite-blob"
 START_TIMEOUT_S = 30
 
@@ -71,9 +75,7 @@ class Azurite:
 def _wrong_azure_credentials(backend, tmp_path):
     """Another account key of the same shape (valid base64 of the same length), so
     the driver opens and Azurite's Shared Key check refuses it."""
-    raw = base64.b64decode(KEY)
-    wrong = base64.b64encode(bytes(b ^ 0x5A for b in raw)).decode()
-    return {"settings": {"account_key": wrong}, "env": {}, "secrets": [KEY, wrong],
+    return {"settings": {"account_key": WRONG_KEY}, "env": {}, "secrets": [KEY, WRONG_KEY],
             "names": ["account_key"]}
 
 
@@ -98,15 +100,18 @@ class AzureBackend(Backend):
         return self.server.container(self.container)
 
 
-def start_azurite(workdir):
+def start_azurite(workdir, port=None):
+    """Azurite serving workdir/data on 127.0.0.1: a free port, or `port` (a restart on
+    the port and data of an earlier run: the tests of a server outage)."""
     if not AZURITE_BIN.exists():
         pytest.fail("Azurite is not installed: tests/run.sh installs it "
                     "(npm install --prefix tests/.node azurite@3)")
     location = os.path.join(workdir, "data")
     os.makedirs(location, exist_ok=True)
     log_path = os.path.join(workdir, "azurite.log")
+    fixed = port
     for _attempt in range(3):
-        port = _free_port()
+        port = fixed or _free_port()
         log = open(log_path, "ab")
         proc = subprocess.Popen(
             [str(AZURITE_BIN), "--blobHost", "127.0.0.1", "--blobPort", str(port),

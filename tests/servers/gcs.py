@@ -22,6 +22,18 @@ KEYFILE = os.path.join(TESTS, "vectors", "gcs", "test_service_account.not-a-test
 REFRESH_CLIENT = ("lexfs-test-client.apps", "test-client-secret", "1//test-refresh-token")
 
 
+def _register_secrets():
+    from conftest import register_secret
+
+    with open(KEYFILE, encoding="utf-8") as f:
+        register_secret(json.load(f)["private_key"])
+    register_secret(REFRESH_CLIENT[1])
+    register_secret(REFRESH_CLIENT[2])
+
+
+_register_secrets()
+
+
 class GcsServer:
     """Handle on the running test server (its URL, controls and counters)."""
 
@@ -95,6 +107,8 @@ def _wrong_gcs_credentials(backend, tmp_path):
     info["private_key"] = other.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()).decode()
+    from conftest import register_secret
+    register_secret(info["private_key"])
     bad = os.path.join(str(tmp_path), "wrong-service-account.json")
     with open(bad, "w", encoding="utf-8") as f:
         json.dump(info, f)

@@ -16,10 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from conftest import register_secret
+
 HERE = Path(__file__).resolve().parent
 SCRIPT = HERE / "radosgw.sh"
 ACCESS_KEY = "lexfsTESTACCESSKEY01"
 SECRET_KEY = "lexfsTESTsecretKEY0123456789abcdefghijkl"
+WRONG_SECRET_KEY = "Wr0ng" + SECRET_KEY[::-1]
+
+register_secret(SECRET_KEY)
+register_secret(WRONG_SECRET_KEY)
 
 
 def _free_port_block(n=42):
@@ -99,8 +105,8 @@ def radosgw(tmp_path_factory):
 
 
 def _wrong_s3_credentials(backend, tmp_path):
-    return {"settings": {}, "env": {"AWS_SECRET_ACCESS_KEY": "Wr0ng" + SECRET_KEY[::-1]},
-            "secrets": [SECRET_KEY, "Wr0ng" + SECRET_KEY[::-1]],
+    return {"settings": {}, "env": {"AWS_SECRET_ACCESS_KEY": WRONG_SECRET_KEY},
+            "secrets": [SECRET_KEY, WRONG_SECRET_KEY],
             "names": ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]}
 
 

@@ -302,6 +302,9 @@ static const struct lexfs_driver toy_driver = {
 	.mp_abort = NULL,
 	.presign = NULL,
 	.control = toy_control,
+	.server_time = NULL,
+	.mp_list = NULL,
+	.mp_abort_id = NULL,
 };
 
 static void test_store_fallbacks(void)

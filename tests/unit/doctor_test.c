@@ -1,6 +1,6 @@
 /* doctor_test.c - doctor_run on the memory and local drivers: a passing run, a
  * local root that cannot exist, an unusable cache directory, a failed config,
- * and the JSON form. */
+ * the JSON form, and a stale multipart upload warned about, then aborted. */
 #include "config.h"
 
 #include <jansson.h>
@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "drivers/store.h"
 #include "src/doctor.h"
 #include "src/log.h"
 #include "tests/unit/check.h"
@@ -52,7 +53,7 @@ static void test_memory_pass(void)
 	CHECK(has_line(text, "pass credentials: driver memory needs none"));
 	CHECK(has_line(text, "pass driver: driver memory opened"));
 	CHECK(has_line(text, "pass endpoint: health check passed"));
-	CHECK(has_line(text, "warn clock: not measurable for this driver (memory)"));
+	CHECK(has_line(text, "skip clock: driver memory has no server clock to compare with"));
 	CHECK(has_line(text, "pass probe-put: put .lexfs-doctor/probe-"));
 	CHECK(has_line(text, "pass probe-info: size 35"));
 	CHECK(has_line(text, "pass probe-get: bytes match"));
@@ -61,6 +62,8 @@ static void test_memory_pass(void)
 	CHECK(has_line(text, "pass probe-presign: presigned URL made and verified by the driver"));
 	CHECK(has_line(text, "pass probe-remove: removed"));
 	CHECK(has_line(text, "pass multipart: begin + abort"));
+	CHECK(has_line(text, "skip stale-uploads: driver memory cannot list incomplete multipart "
+			     "uploads"));
 	CHECK(has_line(text, "pass cache-dir: "));
 	CHECK(has_line(text, "pass fuse: /dev/fuse usable"));
 	CHECK(strstr(text, "0 failed") != NULL);
@@ -135,6 +138,59 @@ static void test_local_failures(void)
 	settings_free(&s);
 }
 
+/* An upload a writer left (begun, never completed) under the prefix is stale at
+ * age 0; --abort-stale aborts it and leaves the one outside the prefix. */
+static void test_local_stale_upload(void)
+{
+	struct settings s;
+	struct store_conf sc = {.driver = "local", .backend_name = "t"};
+	struct doctor_conf c = {.driver = "local", .cache_dir = tmpdir, .prefix = "in/"};
+	struct lexfs_upload_page pg;
+	struct store *st = NULL;
+	store_mpu *m1 = NULL, *m2 = NULL;
+	char root[128], *text = NULL;
+
+	snprintf(root, sizeof(root), "%s/staleroot", tmpdir);
+	mkdir(root, 0700);
+	settings_init(&s);
+	settings_set(&s, "root_dir", root, "-o root_dir");
+	sc.settings = &s;
+	c.settings = &s;
+	CHECK_INT(store_create(&sc, &st, NULL), 0);
+	CHECK_INT(store_mp_begin(st, "in/left.bin", NULL, &m1, NULL), 0);
+	CHECK_INT(store_mp_begin(st, "out/other.bin", NULL, &m2, NULL), 0);
+
+	CHECK_INT(run(&c, false, &text), 0);
+	CHECK(has_line(text, "pass stale-uploads: no incomplete multipart upload older than 24 h "
+			     "under \"in/\" (1 in progress)"));
+	free(text);
+	c.stale_age_s = -1;
+	CHECK_INT(run(&c, false, &text), 0);
+	CHECK(has_line(text, "warn stale-uploads: 1 incomplete multipart upload older than 0 s "
+			     "under \"in/\" (of 1 in progress); the oldest, "));
+	CHECK(strstr(text, "is for in/left.bin -- fix: lexfs doctor --abort-stale\n") != NULL);
+	free(text);
+	c.abort_stale = true;
+	CHECK_INT(run(&c, false, &text), 0);
+	CHECK(has_line(text, "pass stale-uploads: aborted 1 incomplete multipart upload older "
+			     "than 0 s under \"in/\""));
+	free(text);
+
+	CHECK_INT(store_mp_list(st, "", NULL, 0, &pg, NULL), 0);
+	CHECK_INT(pg.n, 1);
+	if (pg.n == 1)
+		CHECK_STR(pg.items[0].key, "out/other.bin");
+	upload_page_free(&pg);
+	/* The aborted one's handle is gone on disk: its abort still succeeds. */
+	CHECK_INT(store_mp_abort(st, m1, NULL), 0);
+	CHECK_INT(store_mp_abort(st, m2, NULL), 0);
+	CHECK_INT(store_mp_list(st, "", NULL, 0, &pg, NULL), 0);
+	CHECK_INT(pg.n, 0);
+	upload_page_free(&pg);
+	store_destroy(st);
+	settings_free(&s);
+}
+
 static void test_config_failure(void)
 {
 	struct doctor_conf c = {.config_status = -22,
@@ -204,6 +260,7 @@ int main(void)
 	log_open(LOG_SINK_STDERR, NULL, LOG_CRIT);
 	test_memory_pass();
 	test_local_failures();
+	test_local_stale_upload();
 	test_config_failure();
 	test_backends_sections();
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpdir);
