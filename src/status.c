@@ -17,22 +17,23 @@
 
 #include "src/status.h"
 
-#define READ_TRIES 8
+#define XATTR_VALUE_MAX 65536 /* the kernel's XATTR_SIZE_MAX */
 #define STATS_XATTR "user.lexfs.stats"
 
 int status_read_xattr(const char *path, const char *name, char **text)
 {
-	*text = NULL;
-	for (int i = 0; i < READ_TRIES; i++) {
-		ssize_t n = getxattr(path, name, NULL, 0), got;
-		size_t cap;
-		char *buf;
-		int err;
+	ssize_t n = getxattr(path, name, NULL, 0), got;
+	size_t cap;
+	char *buf;
 
-		if (n < 0)
-			return -errno;
-		/* Room for the value to grow a little before the second call. */
-		cap = (size_t)n + (size_t)n / 4 + 1024;
+	*text = NULL;
+	if (n < 0)
+		return -errno;
+	/* Room for the value to grow a little before the second call; when it grew
+	 * more than that (ERANGE), once more with room for the largest value the
+	 * kernel passes (XATTR_SIZE_MAX), which cannot be too small. */
+	cap = (size_t)n + (size_t)n / 4 + 1024;
+	for (int i = 0; i < 2; i++, cap = XATTR_VALUE_MAX) {
 		buf = malloc(cap + 1);
 		if (!buf)
 			return -ENOMEM;
@@ -42,10 +43,10 @@ int status_read_xattr(const char *path, const char *name, char **text)
 			*text = buf;
 			return 0;
 		}
-		err = errno;
+		n = -errno;
 		free(buf);
-		if (err != ERANGE)
-			return -err;
+		if (n != -ERANGE)
+			return (int)n;
 	}
 	return -ERANGE;
 }

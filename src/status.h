@@ -18,7 +18,8 @@
 
 /* Read the attribute `name` of path whole into *text (caller frees). The value
  * may grow between asking its size and reading it (a busy mount's statistics):
- * ERANGE is retried with a larger buffer, a bounded number of times. 0 or -errno. */
+ * ERANGE (it grew in between) reads once more with room for the largest value the
+ * kernel passes. 0 or -errno. */
 int status_read_xattr(const char *path, const char *name, char **text);
 
 /* "[####......]" for done of total, width '#' or '.' between the brackets, into out
