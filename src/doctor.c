@@ -293,15 +293,18 @@ static bool check_endpoint(struct doctor *d, struct store *st)
 	return rc == 0;
 }
 
-/* "3 h", "2 d": an age for a message. */
+/* "3 h", "2 d": an age for a message, rounded to the nearest unit (a skew
+ * measured as 7199 s is "2 h"). */
 static void age_text(int64_t s, char *out, size_t len)
 {
-	if (s >= 2 * 86400)
-		snprintf(out, len, "%lld d", (long long)(s / 86400));
-	else if (s >= 2 * 3600)
-		snprintf(out, len, "%lld h", (long long)(s / 3600));
-	else if (s >= 120)
-		snprintf(out, len, "%lld min", (long long)(s / 60));
+	int64_t d = (s + 43200) / 86400, h = (s + 1800) / 3600, m = (s + 30) / 60;
+
+	if (d >= 2)
+		snprintf(out, len, "%lld d", (long long)d);
+	else if (h >= 2)
+		snprintf(out, len, "%lld h", (long long)h);
+	else if (m >= 2)
+		snprintf(out, len, "%lld min", (long long)m);
 	else
 		snprintf(out, len, "%lld s", (long long)s);
 }
