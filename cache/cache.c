@@ -1121,6 +1121,58 @@ int cache_pending(struct cache *c, const char *key, uint64_t *size, struct lexfs
 	return ret;
 }
 
+int cache_held_list(struct cache *c, const char *prefix, struct lexfs_list_page *out)
+{
+	size_t plen = strlen(prefix), cap = 0;
+	int ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&c->lock); /* keys do not change while it is held */
+	for (size_t i = 0; i < c->tabsz && !ret; i++) {
+		for (struct centry *e = c->tab[i]; e && !ret; e = e->hnext) {
+			struct lexfs_objinfo *it;
+
+			if (strncmp(e->key, prefix, plen) != 0 || !e->key[plen])
+				continue;
+			pthread_mutex_lock(&e->lock);
+			if (e->handles == 0 && !e->dirty && e->remote_exists) {
+				pthread_mutex_unlock(&e->lock); /* cached clean data */
+				continue;
+			}
+			if (out->n == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				struct lexfs_objinfo *nv = realloc(out->items, ncap * sizeof(*nv));
+
+				if (!nv) {
+					pthread_mutex_unlock(&e->lock);
+					ret = -ENOMEM;
+					break;
+				}
+				out->items = nv;
+				cap = ncap;
+			}
+			it = &out->items[out->n];
+			memset(it, 0, sizeof(*it));
+			meta_init(&it->meta);
+			it->key = strdup(e->key);
+			it->size = e->size;
+			it->has_meta = true;
+			snprintf(it->content_type, sizeof(it->content_type), "%s", e->content_type);
+			if (!it->key || meta_copy(&it->meta, &e->meta) < 0) {
+				objinfo_free(it);
+				ret = -ENOMEM;
+			} else {
+				out->n++;
+			}
+			pthread_mutex_unlock(&e->lock);
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	if (ret)
+		list_page_free(out);
+	return ret;
+}
+
 /* Wait until nobody uploads e, then own it (busy). e->lock held. */
 static void centry_own(struct centry *e)
 {
@@ -1199,8 +1251,11 @@ int cache_rename(struct cache *c, const char *from, const char *to)
 	pthread_mutex_unlock(&e->lock);
 	if (e->journaled)
 		(void)journal_put(c, e); /* the pending upload now has the new name */
-	meta_cache_forget(c, from);
-	meta_cache_forget(c, to);
+	/* Neither name is in the store as the caches knew it: `from` is gone, and
+	 * `to` is the cache's until its upload (lookups and listings ask the cache
+	 * first, cache_pending and cache_held_list). */
+	meta_cache_note_delete(c, from);
+	meta_cache_note_delete(c, to);
 	centry_put(c, e);
 	return ret;
 }
@@ -1210,7 +1265,7 @@ int cache_unlink(struct cache *c, const char *key)
 	struct centry *e = cache_find_hold(c, key);
 	int ret;
 
-	meta_cache_forget(c, key);
+	meta_cache_note_delete(c, key);
 	if (!e)
 		return 0;
 	pthread_mutex_lock(&c->lock);

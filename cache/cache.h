@@ -66,6 +66,11 @@ int cache_release(struct cache_file *f);
  * does not hold the key. */
 int cache_pending(struct cache *c, const char *key, uint64_t *size, struct lexfs_meta *meta,
 		  char *content_type, size_t ctlen);
+/* The keys under prefix (at any depth) that the cache holds and a listing of the
+ * store may not show as they are: open, or closed and not yet uploaded. One page
+ * (caller frees with list_page_free), items with size, content type and metadata
+ * (has_meta), mtime 0. 0 or -ENOMEM. */
+int cache_held_list(struct cache *c, const char *prefix, struct lexfs_list_page *out);
 /* Apply rename / unlink / metadata change to a pending key. 1: the cache held it
  * and the change is done (the store need not be touched for it); 0: not held. */
 int cache_rename(struct cache *c, const char *from, const char *to);

@@ -533,6 +533,49 @@ out:
 	free(buf);
 }
 
+void meta_cache_note_delete(struct cache *c, const char *key)
+{
+	struct meta_cache *mc = c->mc;
+	size_t n = strlen(key);
+	const char *slash = n > 1 ? memrchr(key, '/', n - 1) : NULL;
+	size_t plen = slash ? (size_t)(slash - key) + 1 : 0;
+	struct mc_list *l;
+	char *dkey;
+	bool emptied = true;
+
+	if (!mc)
+		return;
+	dkey = strndup(key, plen);
+	if (!dkey) {
+		meta_cache_forget(c, key);
+		return;
+	}
+	pthread_mutex_lock(&mc->lock);
+	mc->epoch++;
+	stat_remove(mc, key);
+	if (c->conf.stat_ttl_ms > 0)
+		stat_put_locked(c, mc, key, NULL, cache_now_ms() + c->conf.stat_ttl_ms);
+	l = list_live(mc, dkey, cache_now_ms());
+	if (l) {
+		long at = page_find(&l->page, key);
+
+		if (at >= 0) {
+			objinfo_free(&l->page.items[at]);
+			memmove(&l->page.items[at], &l->page.items[at + 1],
+				(l->page.n - (size_t)at - 1) * sizeof(*l->page.items));
+			l->page.n--;
+		}
+		/* anything but the directory's own marker left in it? */
+		for (size_t i = 0; i < l->page.n && emptied; i++)
+			if (strcmp(l->page.items[i].key ? l->page.items[i].key : "", dkey) != 0)
+				emptied = false;
+	}
+	pthread_mutex_unlock(&mc->lock);
+	if (emptied)
+		meta_cache_forget(c, key); /* the directory may be gone: drop upwards */
+	free(dkey);
+}
+
 int meta_cache_list_find(struct cache *c, const char *dkey, const char *key,
 			 struct lexfs_objinfo *out)
 {

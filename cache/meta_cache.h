@@ -43,6 +43,12 @@ void meta_cache_forget(struct cache *c, const char *key);
  * there is answered without a request. */
 void meta_cache_note_put(struct cache *c, const char *key, const struct lexfs_objinfo *oi);
 
+/* Our own delete of the object key (not a directory marker) succeeded: it leaves
+ * the stat cache (a negative entry) and its directory's cached listing; a
+ * directory left without entries may vanish from its parent (an implicit one
+ * does), so then the listings above it are dropped instead. */
+void meta_cache_note_delete(struct cache *c, const char *key);
+
 /* What the cached listing of directory dkey ("" or "dir/") says of key (a child of
  * it, file form "dir/x"): 0 no listing cached; -ENOENT neither an object nor a
  * directory of that name; 1 an object (*out filled when the listing carried its

@@ -97,6 +97,10 @@ struct lexfs_put_opts {
 	const char *content_type;      /* NULL: backend default */
 	const struct lexfs_meta *meta; /* NULL: none (copy: keep the source's) */
 	const char *if_match;          /* NULL or etag precondition (drivers may ignore) */
+	/* copy, set_meta: the source's size when the caller knows it (a driver that
+	 * would HEAD the source to choose how to copy may skip that) */
+	bool have_src_size;
+	uint64_t src_size;
 };
 
 enum lexfs_method { LEXFS_GET = 0, LEXFS_PUT = 1 };

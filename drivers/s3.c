@@ -1279,16 +1279,22 @@ static int multipart_copy(struct lexfs_drv *d, const char *src, const char *dst,
 static int copy_impl(struct lexfs_drv *d, const char *src, const char *dst,
 		     const struct lexfs_put_opts *opts, struct lexfs_err *err)
 {
-	struct lexfs_objinfo si;
+	struct lexfs_objinfo si = {0};
+	bool have_si = false;
 	struct lexfs_err e;
 	int rc;
 
-	rc = s3_info(d, src, &si, err);
-	if (rc)
-		return rc;
-	if (si.size > d->copy_threshold) {
-		rc = multipart_copy(d, src, dst, &si, opts, err);
-		goto out;
+	/* The size chooses CopyObject or UploadPartCopy: a HEAD unless the caller
+	 * knows it (chmod and rename of a file it has just looked up). */
+	if (!opts || !opts->have_src_size || opts->src_size > d->copy_threshold) {
+		rc = s3_info(d, src, &si, err);
+		if (rc)
+			return rc;
+		have_si = true;
+		if (si.size > d->copy_threshold) {
+			rc = multipart_copy(d, src, dst, &si, opts, err);
+			goto out;
+		}
 	}
 	lexfs_err_clear(&e);
 	rc = copy_object(d, src, dst, opts, &e);
@@ -1299,7 +1305,9 @@ static int copy_impl(struct lexfs_drv *d, const char *src, const char *dst,
 		log_debug("%s: CopyObject %s -> %s not implemented by the server: copying it "
 			  "as one part",
 			  drv_name(d), src, dst);
-		rc = multipart_copy(d, src, dst, &si, opts, err);
+		rc = have_si ? 0 : s3_info(d, src, &si, err);
+		if (rc == 0)
+			rc = multipart_copy(d, src, dst, &si, opts, err);
 	} else if (rc && err) {
 		*err = e;
 	}

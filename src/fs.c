@@ -322,6 +322,32 @@ static int listed(struct fs *fs, const char *key, struct lexfs_objinfo *oi)
 	return rc;
 }
 
+/* Like listed(), but a directory of at most one listing page is listed (and
+ * cached) first when no listing of it is cached: one LIST then answers every new
+ * name created there until it expires (cp -r, tar x, rsync look up each name before
+ * they create it), where a HEAD and a LIST per name would be needed otherwise.
+ * A larger directory is not listed for this: 0, and the caller asks for key. */
+static int listed_or_list(struct fs *fs, const char *key, struct lexfs_objinfo *oi)
+{
+	uint64_t epoch = meta_cache_epoch(fs->cache);
+	struct lexfs_list_page page = {0};
+	char *dkey;
+	int rc = listed(fs, key, oi);
+
+	if (rc != 0)
+		return rc;
+	dkey = parent_dkey(key);
+	if (!dkey)
+		return 0;
+	if (store_list(fs->st, dkey, "/", NULL, 1000, &page, NULL) == 0 && !page.next_token) {
+		meta_cache_list_put(fs->cache, dkey, &page, epoch);
+		rc = meta_cache_list_find(fs->cache, dkey, key, oi);
+	}
+	list_page_free(&page);
+	free(dkey);
+	return rc;
+}
+
 static int cached_info(struct fs *fs, const char *key, struct lexfs_objinfo *oi)
 {
 	uint64_t epoch = meta_cache_epoch(fs->cache);
@@ -333,7 +359,7 @@ static int cached_info(struct fs *fs, const char *key, struct lexfs_objinfo *oi)
 		return rc;
 	/* a listing of the directory knows whether the name exists: a new name (cp,
 	 * rsync, tar) costs no HEAD */
-	rc = listed(fs, key, oi);
+	rc = listed_or_list(fs, key, oi);
 	if (rc == 1 && oi->has_meta)
 		return 0;
 	objinfo_free(oi);
@@ -352,12 +378,14 @@ static void changed(struct fs *fs, const char *key)
 	meta_cache_forget(fs->cache, key);
 }
 
-/* Our own upload of key succeeded: the caches learn what the store holds. */
+/* Our own upload (or copy, or metadata update) of key succeeded: the caches
+ * learn what the store holds. etag may be NULL (unknown). */
 static void uploaded(struct fs *fs, const char *key, const struct lexfs_put_opts *opts,
-		     uint64_t size)
+		     uint64_t size, const char *etag)
 {
 	struct lexfs_objinfo oi = {.size = size, .mtime = (int64_t)time(NULL), .has_meta = true};
 
+	snprintf(oi.etag, sizeof(oi.etag), "%s", etag ? etag : "");
 	if (opts->meta)
 		oi.meta = *opts->meta; /* borrowed: note_put copies */
 	snprintf(oi.content_type, sizeof(oi.content_type), "%s",
@@ -618,10 +646,16 @@ int fs_obj_save_meta(struct fs *fs, struct fs_obj *o)
 	}
 	opts.content_type = o->content_type[0] ? o->content_type : NULL;
 	opts.meta = &o->meta;
+	opts.have_src_size = true; /* what the lookup said: no HEAD to copy it */
+	opts.src_size = o->size;
 	rc = store_set_meta(fs->st, o->key, &opts, &err);
-	changed(fs, o->key);
-	if (rc)
+	if (rc) {
+		changed(fs, o->key);
 		fs_log_store_fail("set metadata of", o->key, rc, &err);
+	} else {
+		/* chmod then utimens (rsync, cp -p, tar) need no HEAD in between */
+		uploaded(fs, o->key, &opts, o->size, o->etag);
+	}
 	return rc;
 }
 
@@ -703,7 +737,7 @@ static int fs_mkdir(const char *path, mode_t mode)
 		changed(fs, key);
 		fs_log_store_fail("mkdir", key, rc, &err);
 	} else {
-		uploaded(fs, key, &opts, 0);
+		uploaded(fs, key, &opts, 0, NULL);
 		/* A new directory holds only its marker: names looked up in it next
 		 * (cp -r, tar x, rsync) are answered without a request. */
 		new_dir_listing(fs, key, &opts);
@@ -1000,11 +1034,13 @@ static int fs_unlink(const char *path)
 	rc = cache_unlink(fs->cache, key);
 	if (rc == 0) { /* 1: the cache held it and it never reached the store */
 		rc = store_remove(fs->st, key, &err);
-		changed(fs, key);
-		if (rc)
+		if (rc) {
+			changed(fs, key);
 			fs_log_store_fail("remove", key, rc, &err);
-		else
+		} else {
+			meta_cache_note_delete(fs->cache, key);
 			fs_event(fs, LEXFS_EV_DELETED, key);
+		}
 	} else if (rc == 1) {
 		rc = 0;
 	}
@@ -1100,8 +1136,13 @@ out:
 	return rc;
 }
 
-static int rename_file(struct fs *fs, const char *from, const char *to)
+/* src: what the lookup of `from` found. The copy keeps every attribute the store
+ * has (not only the ones lexfs knows: Content-Encoding, Cache-Control, ...). */
+static int rename_file(struct fs *fs, const struct fs_obj *src, const char *from, const char *to)
 {
+	struct lexfs_put_opts opts = {.content_type = src->content_type[0] ? src->content_type
+									   : NULL,
+				      .meta = &src->meta};
 	struct lexfs_err err = {0};
 	int rc;
 
@@ -1115,12 +1156,15 @@ static int rename_file(struct fs *fs, const char *from, const char *to)
 	if (rc == 1)
 		return 0;
 	rc = store_move(fs->st, from, to, &err);
-	changed(fs, from);
-	changed(fs, to);
 	if (rc) {
+		changed(fs, from);
+		changed(fs, to);
 		fs_log_store_fail("rename", from, rc, &err);
 		return rc;
 	}
+	/* to first: a directory that held only `from` is not emptied in between */
+	uploaded(fs, to, &opts, src->size, src->etag);
+	meta_cache_note_delete(fs->cache, from);
 	/* rename is reported as FileDeleted (old key) + FileUploaded (new key). */
 	fs_event(fs, LEXFS_EV_DELETED, from);
 	fs_event(fs, LEXFS_EV_UPLOADED, to);
@@ -1194,7 +1238,7 @@ static int fs_rename(const char *from, const char *to, unsigned int flags)
 			rc = -ENOMEM;
 			goto out;
 		}
-		rc = rename_file(fs, src.key, dst.key);
+		rc = rename_file(fs, &src, src.key, dst.key);
 		forget_conflict(fs, src.key);
 	}
 out:
@@ -1290,7 +1334,7 @@ static int fs_symlink(const char *target, const char *path)
 		changed(fs, key);
 		fs_log_store_fail("symlink", key, rc, &err);
 	} else {
-		uploaded(fs, key, &opts, src.len);
+		uploaded(fs, key, &opts, src.len, NULL);
 	}
 	meta_free(&meta);
 out:

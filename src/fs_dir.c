@@ -25,6 +25,7 @@
 struct dent {
 	char *name;
 	bool dir;
+	bool held;  /* from the cache (open or not yet uploaded): wins over the listing */
 	bool attrs; /* st is complete (listing carried metadata) */
 	struct stat st;
 	char *key; /* full key, for warnings and the conflict set */
@@ -44,7 +45,8 @@ static void dents_free(struct dents *d)
 	free(d->v);
 }
 
-static int dents_add(struct fs *fs, struct dents *d, const char *dkey, struct lexfs_objinfo *it)
+static int dents_add(struct fs *fs, struct dents *d, const char *dkey, struct lexfs_objinfo *it,
+		     bool held)
 {
 	size_t plen = strlen(dkey);
 	const char *rel = it->key + plen;
@@ -82,6 +84,7 @@ static int dents_add(struct fs *fs, struct dents *d, const char *dkey, struct le
 		return -ENOMEM;
 	}
 	e->dir = it->is_prefix;
+	e->held = held;
 	if (!it->is_prefix && it->has_meta) {
 		struct fs_obj o = {.kind = FS_FILE, .size = it->size, .mtime = it->mtime};
 
@@ -100,7 +103,9 @@ static int dent_cmp(const void *a, const void *b)
 
 	if (c)
 		return c;
-	return (int)y->dir - (int)x->dir; /* directory first */
+	if (x->dir != y->dir)
+		return (int)y->dir - (int)x->dir; /* directory first */
+	return (int)y->held - (int)x->held; /* then what the cache holds */
 }
 
 /* Append the items of page to all (moved: page is left empty). */
@@ -155,6 +160,29 @@ static int list_dir(struct fs *fs, const char *dkey, struct lexfs_list_page *all
 	}
 	meta_cache_list_put(fs->cache, dkey, all, epoch);
 	return 0;
+}
+
+/* What the cache holds under dkey and the store may not list yet (a file being
+ * written, or closed and waiting for its upload in write-back mode): it shows
+ * like any other entry, and a key deeper down shows as its subdirectory. */
+static int add_held(struct fs *fs, struct dents *d, const char *dkey)
+{
+	struct lexfs_list_page held;
+	size_t plen = strlen(dkey);
+	int rc = cache_held_list(fs->cache, dkey, &held);
+
+	for (size_t i = 0; i < held.n && !rc; i++) {
+		struct lexfs_objinfo *it = &held.items[i];
+		const char *slash = strchr(it->key + plen, '/');
+
+		if (slash) {
+			it->key[slash - it->key + 1] = '\0'; /* "dkey/sub/" */
+			it->is_prefix = true;
+		}
+		rc = dents_add(fs, d, dkey, it, true);
+	}
+	list_page_free(&held);
+	return rc;
 }
 
 /* A listing without metadata (S3's ListObjectsV2 has none) would cost the
@@ -239,8 +267,10 @@ static int load_dents(struct fs *fs, const char *path, bool attrs, struct dents 
 		return -ENOMEM;
 	rc = list_dir(fs, dkey, &all);
 	for (size_t i = 0; i < all.n && !rc; i++)
-		rc = dents_add(fs, d, dkey, &all.items[i]);
+		rc = dents_add(fs, d, dkey, &all.items[i], false);
 	list_page_free(&all);
+	if (!rc)
+		rc = add_held(fs, d, dkey);
 	if (rc)
 		goto out;
 	if (d->n > 1)
@@ -249,8 +279,10 @@ static int load_dents(struct fs *fs, const char *path, bool attrs, struct dents 
 		struct dent *e = &d->v[i];
 
 		if (out > 0 && strcmp(e->name, d->v[out - 1].name) == 0) {
-			/* Sorted directory first: this is the file of the same name. */
-			if (fs_add_conflict(fs, e->key))
+			/* Sorted directory first, then what the cache holds: a file after
+			 * a directory of its name is hidden by it; the same name twice
+			 * (the cache's and the listing's) is one entry. */
+			if (d->v[out - 1].dir && !e->dir && !e->held && fs_add_conflict(fs, e->key))
 				log_warn("key \"%s\" is both a file and a directory prefix; "
 					 "showing the directory",
 					 e->key);

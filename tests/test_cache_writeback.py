@@ -113,6 +113,27 @@ def test_writeback_close_returns_before_upload_and_unmount_drains(mounter,
         assert b.storetool("get", "w%d" % i).stdout == b"data %d" % i
 
 
+def test_files_not_yet_uploaded_are_listed(mounter, persistent_backend):
+    """ls shows what the store does not have yet: closed files waiting for their
+    upload, a file still open for writing, and the directory of a deeper one."""
+    b = persistent_backend.fresh()
+    m = mounter(b.source, opts=b.mount_opts() + ["writeback=3600"], env=b.env)
+    (Path(m.path) / "waiting").write_bytes(b"12345")
+    (Path(m.path) / "d").mkdir()
+    (Path(m.path) / "d" / "inner").write_bytes(b"x")
+    fd = os.open(Path(m.path) / "open-now", os.O_WRONLY | os.O_CREAT, 0o640)
+    try:
+        os.write(fd, b"abc")
+        assert b.storetool("info", "waiting", check=False).returncode == errno.ENOENT
+        assert sorted(os.listdir(m.path)) == ["d", "open-now", "waiting"]
+        assert os.listdir(Path(m.path) / "d") == ["inner"]
+        out = run(["ls", "-l", m.path]).stdout
+        line = [ln for ln in out.splitlines() if ln.endswith(" waiting")][0]
+        assert line.startswith("-rw-r--r-- ") and " 5 " in line, line
+    finally:
+        os.close(fd)
+
+
 def test_fsync_uploads_now_in_writeback(mounter, persistent_backend):
     b = persistent_backend.fresh()
     m = mounter(b.source, opts=b.mount_opts() + ["writeback=3600"], env=b.env)

@@ -12,6 +12,7 @@ def test_memory_fault_injection_gives_eio_then_recovers(mounter, backend_memory)
     m.expect_errors(".")  # failures are the point of this test
     Path(m.path, "before").write_text("ok")
     os.setxattr(m.path, "user.lexfs.control.fault", b"error_rate=1,errno=EIO")
+    os.setxattr(m.path, "user.lexfs.invalidate", b"1")  # so the store is asked
     with pytest.raises(OSError) as e:
         os.stat(m.path + "/nodir")
     assert e.value.errno == errno.EIO

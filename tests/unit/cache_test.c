@@ -791,8 +791,14 @@ static void test_meta_cache(void)
 	CHECK_INT(cache_open(fx.c, "a/new/deep", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
 	CHECK_INT(cache_release(f), 0);
 	CHECK_INT(meta_cache_list_find(fx.c, "a/", "a/new", &got), 2);
-	/* a delete drops the listing instead */
+	/* a delete takes the key out of the listing and leaves a negative entry */
 	CHECK_INT(cache_unlink(fx.c, "a/none"), 0);
+	CHECK_INT(meta_cache_list_find(fx.c, "a/", "a/none", &got), -ENOENT);
+	CHECK_INT(meta_cache_list_find(fx.c, "a/", "a/y", &got), 1);
+	objinfo_free(&got);
+	CHECK_INT(meta_cache_stat_get(fx.c, "a/none", &got), -ENOENT);
+	/* the last entry of a directory: the listings above it go (it may be gone) */
+	meta_cache_note_delete(fx.c, "a/new/deep");
 	CHECK_INT(meta_cache_list_get(fx.c, "a/", &lp), 0);
 	/* an answer the store gave before our own change is not remembered after it */
 	{
