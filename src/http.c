@@ -497,6 +497,10 @@ static int setup_handle(struct http_client *c, CURL *h, struct http_req *req, st
 	char line[8192];
 
 	curl_easy_setopt(h, CURLOPT_SHARE, c->share);
+	/* The shared connection cache keeps no more connections than the handle
+	 * returning one allows (libcurl's default: 5): with more requests in flight
+	 * than that, nearly every request would connect anew. */
+	curl_easy_setopt(h, CURLOPT_MAXCONNECTS, (long)(2 * c->conf.pool_size));
 	curl_easy_setopt(h, CURLOPT_URL, req->url);
 	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);

@@ -5,7 +5,9 @@ throwaway Ceph RADOS Gateway (tests/servers/radosgw.sh) on 127.0.0.1.
     /usr/bin/python3 contrib/bench/s3_bench.py [--mib 1024] [--small 1000] [--keys 10000]
                                        [--rename-mib 256] [--tools lexfs,s3fs,rclone]
 
-Rows: sequential write and read of one big file, create of many small files,
+Tools: the direct client, lexfs in its default sync mode (close returns when the
+object is durable), lexfs in write-back mode (-o writeback=1), s3fs and rclone
+mount. Rows: sequential write and read of one big file, create of many small files,
 `ls -l` of a directory of many keys (cold: a fresh mount), rename of a big file,
 `rsync -a` of a source tree. Every mount is fresh before a row, so no row reads
 what an earlier row left in a cache. Prints a table of seconds, throughput ratios
@@ -71,11 +73,16 @@ class Tool:
     def mount(self):
         self.n += 1
         log = open(self.work / ("%s.log" % self.name), "a")
-        if self.name == "lexfs":
-            cache = self.work / ("cache-lexfs-%d" % self.n)
+        if self.name.startswith("lexfs"):
+            cache = self.work / ("cache-%s-%d" % (self.name, self.n))
             cache.mkdir()
+            opts = "endpoint=%s,cache_dir=%s" % (self.gw.endpoint, cache)
+            if self.name == "lexfs-wb":
+                # write-back: close returns at once, the upload follows 1 s later
+                # (rclone's --vfs-cache-mode writes also uploads after close)
+                opts += ",writeback=1"
             cmd = [str(self.build / "lexfs"), "s3://" + self.bucket, str(self.mnt), "-f", "-o",
-                   "endpoint=%s,cache_dir=%s" % (self.gw.endpoint, cache)]
+                   opts]
         elif self.name == "s3fs":
             pw = self.work / "s3fs.passwd"
             pw.write_text("%s:%s\n" % (ACCESS_KEY, SECRET_KEY))
@@ -113,7 +120,7 @@ class Tool:
         self.mount()
 
     def store_calls(self):
-        if self.name != "lexfs":
+        if not self.name.startswith("lexfs"):
             return None
         r = subprocess.run(["getfattr", "--only-values", "-n", "user.lexfs.stats",
                             str(self.mnt)], capture_output=True, text=True)
@@ -275,13 +282,13 @@ def main():
     ap.add_argument("--small", type=int, default=1000)
     ap.add_argument("--keys", type=int, default=10000)
     ap.add_argument("--rename-mib", type=int, default=256)
-    ap.add_argument("--tools", default="lexfs,s3fs,rclone")
+    ap.add_argument("--tools", default="lexfs,lexfs-wb,s3fs,rclone")
     ap.add_argument("--build", default=os.environ.get("LEXFS_BUILD", str(ROOT)))
     args = ap.parse_args()
 
     tools = ["direct"]
     for t in args.tools.split(","):
-        if t == "lexfs" or shutil.which(t):
+        if t.startswith("lexfs") or shutil.which(t):
             tools.append(t)
         else:
             print("note: %s is not installed; its column is left out" % t)
@@ -311,20 +318,20 @@ def main():
         shutil.rmtree(work, ignore_errors=True)
 
     rows = list(results["direct"].keys())
-    peers = [t for t in tools if t not in ("direct", "lexfs")]
-    head = ["row"] + ["%s s" % t for t in tools] + ["lexfs/direct"] + \
-        ["lexfs/%s" % p for p in peers] + ["lexfs calls"]
+    mine = [t for t in tools if t.startswith("lexfs")]
+    others = [t for t in tools if not t.startswith("lexfs")]
+    head = ["row"] + ["%s s" % t for t in tools] + \
+        ["%s/%s" % (m, o) for m in mine for o in others] + ["%s calls" % m for m in mine]
     print()
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
     for r in rows:
         cells = [r] + ["%.2f" % results[t][r][0] for t in tools]
-        lx = results["lexfs"][r][0]
         # Ratios are speed ratios: > 1 means lexfs is faster.
-        cells.append("%.2f" % (results["direct"][r][0] / lx))
-        cells += ["%.2f" % (results[p][r][0] / lx) for p in peers]
-        calls = results["lexfs"][r][1]
-        cells.append(str(calls) if calls is not None else "-")
+        cells += ["%.2f" % (results[o][r][0] / results[m][r][0]) for m in mine for o in others]
+        for m in mine:
+            calls = results[m][r][1]
+            cells.append(str(calls) if calls is not None else "-")
         print("| " + " | ".join(cells) + " |")
     print("\nRatios are speed ratios (time of the other / time of lexfs): above 1, lexfs "
           "is faster.")
