@@ -2,6 +2,9 @@
  *
  *   lexfs-storetool --driver NAME [--set KEY=VALUE]... [--backend NAME] [-v] COMMAND ARGS
  *
+ * --set KEY=VALUE is a setting of the driver, except --set plugin_dir=DIR: where a
+ * driver NAME that is not built in is loaded from (DIR/lexfs-NAME.so).
+ *
  * Commands (output on stdout; on failure "lexfs: LEXFS-00N message" on stderr and the
  * exit status is the errno, e.g. 2 for ENOENT):
  *   put KEY FILE [--type CT] [--meta NAME=VALUE]...   FILE "-" reads stdin
@@ -733,6 +736,11 @@ int main(int argc, char **argv)
 				goto out;
 			}
 			snprintf(key, sizeof(key), "%.*s", (int)(eq - kv), kv);
+			/* lexfs's own key, as in the storage group: where plugins live */
+			if (strcmp(key, "plugin_dir") == 0) {
+				conf.plugin_dir = eq + 1;
+				continue;
+			}
 			snprintf(origin, sizeof(origin), "--set %s", key);
 			if (settings_set(&s, key, eq + 1, origin) != 0) {
 				rc = ENOMEM;
