@@ -245,9 +245,20 @@ struct lexfs_driver {
 			   struct lexfs_err *err);
 };
 
-/* Plugin drivers: a shared object in the plugin directory exports this symbol. */
+/* Plugin drivers. A driver NAME that is not built in is loaded from
+ * PLUGIN_DIR/lexfs-NAME.so (the plugin_dir setting), a shared object that exports
+ * LEXFS_PLUGIN_SYMBOL: a function returning its table, which lives as long as the
+ * object is loaded. The table's name must be NAME (lower-case letters, digits and
+ * '_'), its abi LEXFS_DRIVER_ABI, and every operation marked Required above must
+ * be set; otherwise the plugin is refused with a message saying which rule it
+ * broke. The lexfs executable exports no symbols: a plugin uses the types of this
+ * header and its own code, not the helpers below. What it returns through
+ * out-pointers is freed by lexfs with free(). tests/plugin/lexfs-example.c is a
+ * complete one. */
 #define LEXFS_PLUGIN_SYMBOL "lexfs_driver_plugin"
 typedef const struct lexfs_driver *(*lexfs_plugin_fn)(void);
+/* Defined by a plugin, never by lexfs. */
+const struct lexfs_driver *lexfs_driver_plugin(void);
 
 /* Helpers shared by drivers and callers (drivers/meta.c). */
 void meta_init(struct lexfs_meta *m);

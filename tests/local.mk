@@ -75,3 +75,26 @@ tests_unit_route_test_LDADD = $(LEXFS_LIBS)
 UNIT_TESTS += tests/unit/cloud_test
 tests_unit_cloud_test_SOURCES = tests/unit/cloud_test.c tests/unit/check.h
 tests_unit_cloud_test_LDADD = $(LEXFS_LIBS)
+# plugins: an example third-party driver built as a shared object, and broken
+# builds of it the registry must refuse (tests/test_plugins.py). automake without
+# libtool: each is a program linked with -shared, its objects compiled with -fPIC.
+PLUGIN_CCFLAGS = $(AM_CFLAGS) -fPIC
+PLUGIN_LINKFLAGS = $(AM_LDFLAGS) -shared -fPIC
+PLUGIN_SRC = tests/plugin/lexfs-example.c
+noinst_PROGRAMS += tests/plugin/lexfs-example.so tests/plugin/example-abi1.so \
+	tests/plugin/example-noentry.so tests/plugin/example-nogeturl.so
+tests_plugin_lexfs_example_so_SOURCES = $(PLUGIN_SRC)
+tests_plugin_lexfs_example_so_CFLAGS = $(PLUGIN_CCFLAGS)
+tests_plugin_lexfs_example_so_LDFLAGS = $(PLUGIN_LINKFLAGS)
+tests_plugin_example_abi1_so_SOURCES = $(PLUGIN_SRC)
+tests_plugin_example_abi1_so_CPPFLAGS = $(AM_CPPFLAGS) -DEXAMPLE_ABI=1
+tests_plugin_example_abi1_so_CFLAGS = $(PLUGIN_CCFLAGS)
+tests_plugin_example_abi1_so_LDFLAGS = $(PLUGIN_LINKFLAGS)
+tests_plugin_example_noentry_so_SOURCES = $(PLUGIN_SRC)
+tests_plugin_example_noentry_so_CPPFLAGS = $(AM_CPPFLAGS) -DEXAMPLE_NO_ENTRY
+tests_plugin_example_noentry_so_CFLAGS = $(PLUGIN_CCFLAGS)
+tests_plugin_example_noentry_so_LDFLAGS = $(PLUGIN_LINKFLAGS)
+tests_plugin_example_nogeturl_so_SOURCES = $(PLUGIN_SRC)
+tests_plugin_example_nogeturl_so_CPPFLAGS = $(AM_CPPFLAGS) -DEXAMPLE_NO_GET_URL
+tests_plugin_example_nogeturl_so_CFLAGS = $(PLUGIN_CCFLAGS)
+tests_plugin_example_nogeturl_so_LDFLAGS = $(PLUGIN_LINKFLAGS)
