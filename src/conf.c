@@ -492,8 +492,11 @@ static int read_env(char *const *env, struct merge *m, char *errbuf, size_t errl
 		if (dsep != NULL) {
 			*dsep = '\0';
 			if (!conf_valid_name(key))
-				return conf_fail(errbuf, errlen, -EINVAL,
-						 "%s: '%s' is not a driver name", origin, key);
+				return conf_fail(
+				    errbuf, errlen, -EINVAL,
+				    "%s: '%s' is not a driver name (lower-case letters, "
+				    "digits and '_')",
+				    origin, key);
 			dst = group_get(m, key, true);
 			if (dst == NULL)
 				return conf_fail(errbuf, errlen, -ENOMEM, "out of memory");
@@ -938,7 +941,8 @@ static int single_backend(struct merge *m, const struct config_input *in,
 		goto nomem;
 	if (!conf_valid_name(cfg->driver))
 		return conf_fail(errbuf, errlen, -EINVAL,
-				 "storage.driver (from %s): '%s' is not a driver name",
+				 "storage.driver (from %s): '%s' is not a driver name (lower-case "
+				 "letters, digits and '_')",
 				 settings_origin(&m->top, "driver"), cfg->driver);
 	v = settings_get(&m->top, "plugin_dir");
 	rc = source_check_driver(cfg->driver, v, errbuf, errlen);

@@ -245,7 +245,8 @@ static int backend_check(const struct raw_backend *rb, size_t i, const struct le
 				 rb->origin, name);
 	if (!conf_valid_name(driver))
 		return conf_fail(errbuf, errlen, -EINVAL,
-				 "%s: backend %s: '%s' is not a driver name",
+				 "%s: backend %s: '%s' is not a driver name (lower-case letters, "
+				 "digits and '_')",
 				 settings_origin(&rb->keys, "driver"), name, driver);
 	rc = source_check_driver(driver, plugin_dir, msg, sizeof(msg));
 	if (rc < 0)

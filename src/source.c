@@ -291,7 +291,7 @@ int source_parse(const char *text, struct lexfs_source *out, char *errbuf, size_
 int source_check_driver(const char *name, const char *plugin_dir, char *errbuf, size_t errlen)
 {
 	const char *const *names = registry_names();
-	char why[256] = "";
+	char why[512] = "";
 	void *handle = NULL;
 	bool builtin = false;
 	size_t i;
