@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -257,11 +258,20 @@ def refused_mount(tmp_path, *opts, conf=None):
         if k.startswith("LEX_STORAGE__"):
             del env[k]
     o = ["config=%s" % (conf or "none"), "cache_dir=%s" % (tmp_path / "cache")] + list(opts)
-    r = subprocess.run([lexfs_bin(), str(mnt), "-f", "-o", ",".join(o)], capture_output=True,
-                       text=True, timeout=60, env=env)
-    if _is_mounted(str(mnt)):
-        subprocess.run(["fusermount3", "-uz", str(mnt)])
-        pytest.fail("a refused plugin was mounted")
+    p = subprocess.Popen([lexfs_bin(), str(mnt), "-f", "-o", ",".join(o)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # A refusal comes before the mount; a mount in the foreground would never exit.
+    deadline = time.monotonic() + 60
+    while p.poll() is None and time.monotonic() < deadline:
+        if _is_mounted(str(mnt)):
+            break
+        time.sleep(0.05)
+    if p.poll() is None:
+        p.kill()
+        p.communicate()
+        subprocess.run(["fusermount3", "-uz", str(mnt)], stderr=subprocess.DEVNULL)
+        pytest.fail("a refused plugin was mounted (or lexfs hung)")
+    r = subprocess.CompletedProcess(p.args, p.returncode, *p.communicate())
     assert r.returncode == 1, "exit %d: %s" % (r.returncode, r.stderr)
     assert r.stderr.startswith("lexfs: "), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1, "not one clear message: " + r.stderr
