@@ -388,6 +388,13 @@ static int fuse_argv(const struct lexfs_config *cfg, const char *source, struct 
 		return -ENOMEM;
 	if (cfg->debug && fuse_opt_add_arg(args, "-d"))
 		return -ENOMEM;
+	/* What the kernel is told and what lexfs answers for objects without
+	 * metadata: the first thing to check when a user cannot see the mount. */
+	log_debug("fuse: -o %s%s; entry_timeout %gs, attr_timeout %gs, negative_timeout %gs; "
+		  "objects without metadata: uid %u, gid %u, umask %03o",
+		  opts, cfg->debug ? " -d" : "", cfg->entry_timeout, cfg->attr_timeout,
+		  cfg->negative_timeout, (unsigned)cfg->uid, (unsigned)cfg->gid,
+		  (unsigned)cfg->umask);
 	return 0;
 }
 

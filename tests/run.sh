@@ -13,7 +13,7 @@ set -uo pipefail
 TEST_PACKAGES=(
 	build-essential autoconf automake pkg-config
 	libfuse3-dev libcurl4-openssl-dev libssl-dev libxml2-dev libjansson-dev libconfig-dev
-	fuse3 attr rsync curl tar coreutils procps
+	fuse3 attr rsync curl tar coreutils procps util-linux
 	python3 python3-pytest python3-botocore python3-boto3 python3-azure python3-cryptography
 	logrotate systemd
 	python3-crcmod
