@@ -394,14 +394,16 @@ static int ex_list(lexfs_drv *d, const char *prefix, const char *delim, const ch
 	at = find_locked(d, token && strcmp(token, prefix) > 0 ? token : prefix, &found);
 	for (i = at; i < d->n; i++) {
 		const struct eobj *o = &d->objs[i];
-		const char *hit = delim ? strstr(o->key + pl, delim) : NULL;
 		struct lexfs_objinfo *it;
+		const char *hit;
 		size_t len;
 
 		if (strncmp(o->key, prefix, pl) != 0)
 			break;
 		if (token && strcmp(o->key, token) <= 0)
 			continue;
+		/* only now is o->key known to be at least pl bytes long */
+		hit = delim ? strstr(o->key + pl, delim) : NULL;
 		len = hit ? (size_t)(hit - o->key) + strlen(delim) : 0;
 		if (hit && cp && len == cpl && strncmp(o->key, cp, cpl) == 0)
 			continue; /* below the prefix just listed */
