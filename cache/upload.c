@@ -33,6 +33,15 @@
  * unlink and ENOSPC, so no partial object ever appears. Files up to one part go up
  * as one PUT.
  *
+ * Unmount (upload_drain) gives every dirty entry one more upload, due now, and
+ * requeues nothing that fails: a failed file keeps its journal record (the next
+ * mount uploads it) and the log says how many were left. So the drain ends after
+ * at most ceil(pending files / upload_concurrency) rounds of one upload each, and
+ * one upload is bounded by the store's retry policy (drivers/store.c: max_retries
+ * more tries, backoff at most retry_max_ms each) and, for the HTTP drivers, by
+ * their connect and no-progress timeouts per try. A store that refuses at once
+ * (a read-only local root, a revoked key) ends the drain at once.
+ *
  * A worker holds a reference on the entry of each job. A part job names its stream
  * by id: a job whose stream was aborted or whose part is no longer QUEUED is
  * dropped. An aborted stream is detached from the entry at once and freed when no
@@ -838,11 +847,31 @@ void upload_engine_stop(struct cache *c)
 	c->up = NULL;
 }
 
+/* Files not uploaded yet and their bytes. Takes c->lock. */
+static size_t dirty_files(struct cache *c, uint64_t *bytes)
+{
+	size_t n = 0;
+
+	*bytes = 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->tabsz; i++) {
+		for (struct centry *e = c->tab[i]; e; e = e->hnext) {
+			if (e->dirty && !e->poison) {
+				n++;
+				*bytes += e->size;
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
 void upload_drain(struct cache *c)
 {
 	struct upload_engine *u = c->up;
 	struct centry **list = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, left;
+	uint64_t bytes;
 	int64_t last_log = 0;
 
 	if (!u)
@@ -880,17 +909,30 @@ void upload_drain(struct cache *c)
 		struct timespec ts;
 		int64_t now = cache_now_ms();
 
-		if (now - last_log >= 1000) {
-			log_notice("cache: unmount: waiting for %u upload(s) (%u running)",
-				   u->nfiles + (u->active ? u->active : 0), u->active);
+		if (n && now - last_log >= 1000) {
+			/* the count takes c->lock, which comes before the engine lock */
+			pthread_mutex_unlock(&u->lock);
+			left = dirty_files(c, &bytes);
+			log_notice("cache: unmount: %zu of %zu file(s) still to upload (%" PRIu64
+				   " bytes)",
+				   left, n, bytes);
 			last_log = now;
+			pthread_mutex_lock(&u->lock);
+			continue;
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&u->idle, &u->lock, &ts);
 	}
 	pthread_mutex_unlock(&u->lock);
-	if (n)
+	if (!n)
+		return;
+	left = dirty_files(c, &bytes);
+	if (left)
+		log_warn("cache: unmount: %zu of %zu file(s) could not be uploaded; they stay "
+			 "in the journal for the next mount",
+			 left, n);
+	else
 		log_notice("cache: unmount: uploads finished");
 }
 

@@ -1124,6 +1124,20 @@ static int jview_read(const char *path, struct jview *out, int max)
 	return n;
 }
 
+/* Is key's id live (its last record a PUT) in these records? */
+static bool jview_live(const struct jview *v, int n, const char *key)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		if (v[i].type != 1 || strcmp(v[i].key, key) != 0)
+			continue;
+		for (int k = i + 1; k < n; k++)
+			if (v[k].id == v[i].id)
+				return false;
+		return true;
+	}
+	return false;
+}
+
 /* A journal the mount does not understand is refused: cache_create fails, says
  * which file and what to do, and leaves the journal and the cache files as they
  * were (their uploads are not lost to a downgrade or a stray file). */
@@ -1380,6 +1394,89 @@ static void test_journal_compacted(void)
 	drop_cache(&fx);
 }
 
+/* Unmount while the store fails every call: the drain gives up after the store's
+ * retries, promptly, and leaves every file in the journal; the next cache on the
+ * same directory uploads them with their final names, bytes and metadata. */
+static void test_unmount_keeps_what_it_cannot_upload(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	struct lexfs_meta m;
+	struct jview v[64];
+	char dir[4200], jpath[4300], logp[4300];
+	size_t big = 3 * MIB + 7;
+	char *ref = malloc(big);
+	int64_t t0, ms;
+	int n;
+
+	jdir("unmount-fail", dir, sizeof(dir), jpath, sizeof(jpath));
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	fill_pattern(ref, big, 11);
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	CHECK_INT(cache_open(fx.c, "u/small", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "small file", 10, 0), 10);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(cache_open(fx.c, "u/big", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	for (size_t off = 0; off < big; off += 256 * 1024) {
+		size_t len = big - off < 256 * 1024 ? big - off : 256 * 1024;
+
+		CHECK_INT(cache_write(f, ref + off, len, (off_t)off), (long long)len);
+	}
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(cache_open(fx.c, "u/.r.tmp", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "renamed", 7, 0), 7);
+	CHECK_INT(cache_release(f), 0);
+	meta_init(&m);
+	meta_set(&m, "mode", "33216");
+	CHECK_INT(cache_set_meta(fx.c, "u/.r.tmp", &m), 1);
+	CHECK_INT(cache_rename(fx.c, "u/.r.tmp", "u/r"), 1);
+	meta_free(&m);
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 3);
+
+	/* every call fails, retryably: the store retries each upload, then gives up */
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "error_rate=1", NULL), 0);
+	log_to(logp);
+	t0 = cache_now_ms();
+	drop_cache(&fx);
+	ms = cache_now_ms() - t0;
+	log_back();
+	printf("unmount with a failing store: %lld ms\n", (long long)ms);
+	CHECK(ms < 10000);
+	CHECK(file_has(logp, "still to upload"));
+	CHECK(file_has(logp, "could not be uploaded"));
+	CHECK(file_has(logp, "u/small not uploaded; kept for the next mount"));
+	n = jview_read(jpath, v, 64);
+	CHECK(n >= 3);
+	CHECK(jview_live(v, n, "u/small"));
+	CHECK(jview_live(v, n, "u/big"));
+	CHECK(jview_live(v, n, "u/r"));
+	CHECK(!jview_live(v, n, "u/.r.tmp"));
+
+	/* the next mount (a store that works) uploads them all */
+	snprintf(logp, sizeof(logp), "%s-next.log", dir);
+	log_to(logp);
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	upload_drain(fx.c);
+	log_back();
+	CHECK(file_has(logp, "3 file(s) from the journal"));
+	CHECK(obj_is(fx.c, "u/small", "small file"));
+	CHECK(obj_is(fx.c, "u/r", "renamed"));
+	CHECK(obj_absent(fx.c, "u/.r.tmp"));
+	{
+		uint64_t size = 0;
+		char *data = get_obj(fx.c, "u/big", &size);
+		struct lexfs_objinfo oi = {0};
+
+		CHECK(data && size == big && memcmp(data, ref, big) == 0);
+		free(data);
+		CHECK_INT(store_info(cache_store(fx.c), "u/r", &oi, NULL), 0);
+		CHECK_STR(meta_get(&oi.meta, "mode"), "33216");
+		objinfo_free(&oi);
+	}
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	drop_cache(&fx);
+	free(ref);
+}
 
 int main(int argc, char **argv)
 {
@@ -1411,5 +1508,6 @@ int main(int argc, char **argv)
 	test_journal_torn_tail();
 	test_journal_missing_cache_file();
 	test_journal_compacted();
+	test_unmount_keeps_what_it_cannot_upload();
 	return check_done("cache_test");
 }
