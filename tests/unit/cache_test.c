@@ -1478,6 +1478,95 @@ static void test_unmount_keeps_what_it_cannot_upload(void)
 	free(ref);
 }
 
+/* Clean cached data is evicted least recently used first; a file used again moves
+ * to the front. Files written through the cache stay as clean data after their
+ * upload (reads of other files go to the store and keep nothing on disk). */
+static void test_eviction_is_lru(void)
+{
+	const char *names[] = {"A", "B", "C", "D"};
+	size_t sz = MIB;
+	char *ref = malloc(sz), *buf = malloc(sz);
+	struct fixture fx;
+	struct cache_file *f;
+	uint64_t dl;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 3 * MIB + MIB / 2, 8 * MIB), 0);
+	for (int i = 0; i < 3; i++) {
+		fill_pattern(ref, sz, 20 + (unsigned)i);
+		CHECK_INT(cache_open(fx.c, names[i], O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+		CHECK_INT(cache_write(f, ref, sz, 0), (long long)sz);
+		CHECK_INT(cache_release(f), 0);
+	}
+	CHECK_INT(stat_of(fx.c, "cached_files"), 3);
+	/* A is used again: B is now the least recently used */
+	dl = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	CHECK_INT(open_existing(fx.c, "A", O_RDONLY, &f), 0);
+	CHECK_INT(cache_read(f, buf, sz, 0), (long long)sz);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_DOWNLOAD), dl);
+	fill_pattern(ref, sz, 23);
+	CHECK_INT(cache_open(fx.c, "D", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, ref, sz, 0), (long long)sz);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(stat_of(fx.c, "evictions"), 1);
+	CHECK(stat_of(fx.c, "cache_used") <= 3 * MIB + MIB / 2);
+	/* A, C and D come from the disk, B from the store */
+	for (int i = 0; i < 4; i++) {
+		uint64_t before = store_calls(fx.c, STORE_OP_DOWNLOAD);
+
+		fill_pattern(ref, sz, 20 + (unsigned)i);
+		CHECK_INT(open_existing(fx.c, names[i], O_RDONLY, &f), 0);
+		CHECK_INT(cache_read(f, buf, sz, 0), (long long)sz);
+		CHECK(memcmp(buf, ref, sz) == 0);
+		CHECK_INT(cache_release(f), 0);
+		if (i == 1)
+			CHECK(store_calls(fx.c, STORE_OP_DOWNLOAD) > before);
+		else
+			CHECK_INT(store_calls(fx.c, STORE_OP_DOWNLOAD), before);
+	}
+	free(ref);
+	free(buf);
+	drop_cache(&fx);
+}
+
+/* Dirty data is never evicted: a file open for writing keeps its bytes while other
+ * writers need room; only clean data goes, and past that the limit is a target. */
+static void test_eviction_spares_dirty(void)
+{
+	size_t sz = MIB;
+	char *ref = malloc(sz), *keep = malloc(2 * sz);
+	struct fixture fx;
+	struct cache_file *f, *w, *d;
+	uint64_t size;
+	char *data;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 2 * MIB + MIB / 2, 8 * MIB), 0);
+	fill_pattern(ref, sz, 30);
+	CHECK_INT(cache_open(fx.c, "clean1", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, ref, sz, 0), (long long)sz);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(cache_open(fx.c, "clean2", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, ref, sz, 0), (long long)sz);
+	CHECK_INT(cache_release(f), 0);
+	/* the dirty file: written, still open */
+	fill_pattern(keep, 2 * sz, 31);
+	CHECK_INT(cache_open(fx.c, "dirty", O_WRONLY | O_CREAT, NULL, NULL, NULL, &w), 0);
+	CHECK_INT(cache_write(w, keep, sz, 0), (long long)sz);
+	CHECK_INT(cache_open(fx.c, "other", O_WRONLY | O_CREAT, NULL, NULL, NULL, &d), 0);
+	for (size_t off = 0; off < 2 * sz; off += sz / 4)
+		CHECK_INT(cache_write(d, ref, sz / 4, (off_t)off), (long long)(sz / 4));
+	CHECK_INT(stat_of(fx.c, "evictions"), 2); /* both clean files, nothing else */
+	CHECK_INT(cache_write(w, keep + sz, sz, (off_t)sz), (long long)sz);
+	CHECK_INT(cache_release(d), 0);
+	CHECK_INT(cache_release(w), 0);
+	data = get_obj(fx.c, "dirty", &size);
+	CHECK(data && size == 2 * sz && memcmp(data, keep, 2 * sz) == 0);
+	free(data);
+	free(ref);
+	free(keep);
+	drop_cache(&fx);
+}
+
 int main(int argc, char **argv)
 {
 	log_open(LOG_SINK_STDERR, NULL, LOG_WARNING);
@@ -1509,5 +1598,7 @@ int main(int argc, char **argv)
 	test_journal_missing_cache_file();
 	test_journal_compacted();
 	test_unmount_keeps_what_it_cannot_upload();
+	test_eviction_is_lru();
+	test_eviction_spares_dirty();
 	return check_done("cache_test");
 }
