@@ -4,16 +4,18 @@ import errno
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
 
-from conftest import PY, run
+from conftest import PY, _is_mounted, run
 
 MIB = 1024 * 1024
 
@@ -359,3 +361,146 @@ def test_concurrent_readers_and_writers(mnt):
     data = path.read_bytes()
     for blk in range(nblocks):
         assert data[blk * bs:(blk + 1) * bs] == bytes([1 + (blk + 4) % 250]) * bs, blk
+
+
+# ---- the journal (format: the header of cache/journal.c) ------------------------
+
+J_HDR = 64
+R_MAGIC = 0x4A52434C
+
+
+def journal_records(path):
+    """The whole records of a journal file, in order: dicts with type ("put" or
+    "drop"), id, key (PUT), off and end (the record's byte range)."""
+    d = Path(path).read_bytes()
+    assert d[:8] == b"LEXFSJN\0" and int.from_bytes(d[8:12], "little") == 1
+    pos, out = int.from_bytes(d[12:16], "little"), []
+    while pos + 12 <= len(d):
+        magic, plen, crc = (int.from_bytes(d[pos + i:pos + i + 4], "little")
+                            for i in (0, 4, 8))
+        p = d[pos + 12:pos + 12 + plen]
+        if magic != R_MAGIC or len(p) != plen or zlib.crc32(p) != crc:
+            break
+        rec = {"type": {1: "put", 2: "drop"}[p[0]], "id": int.from_bytes(p[4:12], "little"),
+               "off": pos, "end": pos + 12 + plen}
+        if p[0] == 1:
+            klen = int.from_bytes(p[20:22], "little")
+            rec["key"] = p[22:22 + klen].decode()
+        out.append(rec)
+        pos += 12 + plen
+    return out
+
+
+def live_keys(records):
+    """Keys whose id's last record is a PUT (what a replay uploads)."""
+    last = {}
+    for r in records:
+        last[r["id"]] = r
+    return sorted(r["key"] for r in last.values() if r["type"] == "put")
+
+
+def cache_snapshot(cache_dir):
+    """{relative path: bytes} of every file in a cache directory."""
+    root = Path(cache_dir)
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _write_pending_then_kill9(mounter, b, files):
+    """A write-back mount that closes `files` ({name: bytes}) and is killed with -9
+    before it uploads any: the journal names them all."""
+    m = mounter(b.source, opts=b.mount_opts() + ["writeback=3600"], env=b.env)
+    for name, data in files.items():
+        (Path(m.path) / name).write_bytes(data)
+    os.kill(m.proc.pid, signal.SIGKILL)
+    m.proc.wait(10)
+    m.proc = None
+    subprocess.run(["fusermount3", "-uz", m.path], stderr=subprocess.DEVNULL)
+    assert live_keys(journal_records(Path(m.cache_dir) / "journal")) == sorted(files)
+    return m
+
+
+def _files(n, size=3000):
+    return {"j%d" % i: (b"journal file %d " % i) * (size // 16) for i in range(n)}
+
+
+@pytest.mark.parametrize("damage", ["magic", "version"])
+def test_unknown_journal_refuses_the_mount_and_changes_nothing(mounter, backend_local,
+                                                               damage):
+    """A journal with another magic or a newer version: the mount fails, names the
+    file and says what to do, and the cache directory is byte-identical afterwards;
+    with the journal put back, the next mount uploads every file."""
+    b = backend_local.fresh()
+    files = _files(4)
+    m = _write_pending_then_kill9(mounter, b, files)
+    jpath = Path(m.cache_dir) / "journal"
+    good = jpath.read_bytes()
+    bad = bytearray(good)
+    if damage == "magic":
+        bad[0:8] = b"NOTLEXFS"
+    else:
+        bad[8:12] = (2).to_bytes(4, "little")
+    jpath.write_bytes(bytes(bad))
+    before = cache_snapshot(m.cache_dir)
+    assert len([k for k in before if k.startswith("data/")]) == len(files)
+
+    env = dict(os.environ)
+    env.update(m.env)
+    try:
+        r = subprocess.run(m.command(), capture_output=True, text=True, timeout=60, env=env)
+    finally:
+        if _is_mounted(m.path):
+            subprocess.run(["fusermount3", "-uz", m.path], stderr=subprocess.DEVNULL)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert not re.search(r"AddressSanitizer|LeakSanitizer|runtime error:", out), out
+    assert str(jpath) in out, out
+    assert "nothing was changed" in out and "move it away" in out, out
+    assert cache_snapshot(m.cache_dir) == before  # the journal and cache files as they were
+    for name in files:
+        assert b.storetool("info", name, check=False).returncode == errno.ENOENT
+
+    jpath.write_bytes(good)
+    m.start()
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "journal replay uploads")
+    m.unmount()
+    for name, data in files.items():
+        assert b.storetool("get", name).stdout == data
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad_crc"])
+def test_torn_journal_tail_uploads_every_whole_put(mounter, backend_local, damage):
+    """The last record of the journal torn (cut short, or a CRC that does not match):
+    the next mount uploads every file whose PUT is whole and not the torn one."""
+    b = backend_local.fresh()
+    files = _files(5)
+    m = _write_pending_then_kill9(mounter, b, files)
+    jpath = Path(m.cache_dir) / "journal"
+    recs = journal_records(jpath)
+    last = recs[-1]
+    torn = last["key"]
+    # the premise: no earlier record of that file would upload it anyway
+    assert last["type"] == "put" and [r["id"] for r in recs].count(last["id"]) == 1
+    data = bytearray(jpath.read_bytes())
+    if damage == "truncated":
+        del data[(last["off"] + last["end"]) // 2:]
+    else:
+        data[last["end"] - 1] ^= 0xFF
+    jpath.write_bytes(bytes(data))
+
+    m.start()
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "journal replay uploads")
+    assert "ends with a torn record" in m.log
+    assert "%d file(s) from the journal" % (len(files) - 1) in m.log
+    assert torn not in os.listdir(m.path)  # not promised, so not kept either
+    m.unmount()
+    for name, body in files.items():
+        if name == torn:
+            assert b.storetool("info", name, check=False).returncode == errno.ENOENT
+        else:
+            assert b.storetool("get", name).stdout == body, name
+    # the replay compacted the journal to one PUT per whole file (then a DROP each
+    # as it went up): the torn record is gone and nothing is left pending
+    recs = journal_records(jpath)
+    assert sorted(r["key"] for r in recs if r["type"] == "put") == sorted(
+        n for n in files if n != torn)
+    assert live_keys(recs) == []
