@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PY, _is_mounted, run
+from conftest import PY, Backend, _is_mounted, run
 
 MIB = 1024 * 1024
 
@@ -504,3 +504,65 @@ def test_torn_journal_tail_uploads_every_whole_put(mounter, backend_local, damag
     assert sorted(r["key"] for r in recs if r["type"] == "put") == sorted(
         n for n in files if n != torn)
     assert live_keys(recs) == []
+
+
+@pytest.fixture
+def switchable_root(tmp_path):
+    """A local-driver root that is a bind mount of itself, so it can be switched
+    read-only under a running daemon (EROFS: root cannot write through it either).
+    Yields (root, set_read_only)."""
+    root = tmp_path / "switchable-root"
+    root.mkdir()
+    run(["mount", "--bind", str(root), str(root)])
+
+    def set_read_only(ro):
+        run(["mount", "-o", "remount,%s,bind" % ("ro" if ro else "rw"), str(root)])
+
+    try:
+        yield root, set_read_only
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw,bind", str(root)], capture_output=True)
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)
+
+
+def test_unmount_leaves_what_it_cannot_upload_in_the_journal(switchable_root, mounter):
+    """Uploads fail at unmount (the store became read-only): the unmount still ends
+    promptly, logs its progress and what it left, the files stay in the journal, and
+    the next mount uploads them with the right bytes."""
+    root, set_read_only = switchable_root
+    b = Backend("local", "local", str(root), settings={"root_dir": str(root)})
+    m = mounter(b.source, opts=b.mount_opts() + ["writeback=3600", "part_size=5m"],
+                env=b.env)
+    m.expect_errors(r"upload of .* failed|multipart (upload|complete) of")
+    files = {"small": b"a small file\n", "renamed": os.urandom(70000),
+             "big.bin": random.Random(7).randbytes(12 * MIB + 5)}
+    (Path(m.path) / "small").write_bytes(files["small"])
+    (Path(m.path) / ".renamed.tmp").write_bytes(files["renamed"])
+    os.chmod(Path(m.path) / ".renamed.tmp", 0o600)
+    os.rename(Path(m.path) / ".renamed.tmp", Path(m.path) / "renamed")
+    (Path(m.path) / "big.bin").write_bytes(files["big.bin"])  # streams parts meanwhile
+    assert stats(m)["pending_uploads"] == 3
+
+    set_read_only(True)
+    t0 = time.monotonic()
+    m.unmount()
+    elapsed = time.monotonic() - t0
+    print("unmount with a read-only store: %.1f s" % elapsed)
+    assert elapsed < 20
+    assert m.exit_codes[-1] == 0
+    assert "still to upload" in m.log
+    assert "3 of 3 file(s) could not be uploaded; they stay in the journal" in m.log
+    for name in files:
+        assert "%s not uploaded; kept for the next mount" % name in m.log
+        assert b.storetool("info", name, check=False).returncode == errno.ENOENT
+    assert live_keys(journal_records(Path(m.cache_dir) / "journal")) == sorted(files)
+
+    set_read_only(False)
+    m.start()
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "journal replay uploads")
+    assert "3 file(s) from the journal" in m.log
+    assert oct(os.stat(Path(m.path) / "renamed").st_mode & 0o777) == oct(0o600)
+    m.unmount()
+    for name, body in files.items():
+        assert b.storetool("get", name).stdout == body, name
+    assert b.storetool("info", ".renamed.tmp", check=False).returncode == errno.ENOENT
