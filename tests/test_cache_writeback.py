@@ -566,3 +566,68 @@ def test_unmount_leaves_what_it_cannot_upload_in_the_journal(switchable_root, mo
     for name, body in files.items():
         assert b.storetool("get", name).stdout == body, name
     assert b.storetool("info", ".renamed.tmp", check=False).returncode == errno.ENOENT
+
+
+# ---- eviction and pending metadata ---------------------------------------------
+
+def _downloads(s):
+    return s["store"]["ops"].get("download", {}).get("calls", 0)
+
+
+def test_eviction_is_least_recently_used(mounter, backend_memory):
+    """-o cache_size= holds three 1 MiB files written through the mount as clean data;
+    A is read again, then D is written: B (least recently used) is the one evicted,
+    and only B is downloaded again when all four are read."""
+    b = backend_memory.fresh()
+    m = mounter(b.source, opts=b.mount_opts() + ["cache_size=%d" % (3 * MIB + MIB // 2)],
+                env=b.env)
+    body = {n: random.Random(n).randbytes(MIB) for n in "ABCD"}
+    for n in "ABC":
+        (Path(m.path) / n).write_bytes(body[n])
+    m.settle()
+    s = stats(m)
+    assert s["cached_files"] == 3 and s["evictions"] == 0
+    dl = _downloads(s)
+    assert (Path(m.path) / "A").read_bytes() == body["A"]
+    m.settle()
+    assert _downloads(stats(m)) == dl  # from the cache's disk
+    (Path(m.path) / "D").write_bytes(body["D"])
+    m.settle()
+    s = stats(m)
+    assert s["evictions"] == 1 and s["cache_used"] <= 3 * MIB + MIB // 2
+    for n in "ACDB":
+        dl = _downloads(stats(m))
+        assert (Path(m.path) / n).read_bytes() == body[n]
+        m.settle()
+        if n == "B":
+            assert _downloads(stats(m)) > dl, "B was not evicted"
+        else:
+            assert _downloads(stats(m)) == dl, "%s was evicted" % n
+
+
+def test_chown_of_a_pending_file_changes_its_upload(mounter, backend_local):
+    """chown of a file not yet uploaded (write-back): the object arrives with the new
+    uid and gid, in exactly one upload and with no copy or metadata update."""
+    b = backend_local.fresh()
+    m = mounter(b.source, opts=b.mount_opts() + ["writeback=4"], env=b.env)
+    p = Path(m.path) / "owned"
+    p.write_bytes(b"whose file is this?")
+    before = stats(m)
+    assert before["pending_uploads"] == 1
+    os.chown(p, 4321, 8765)
+    s = stats(m)
+    assert s["pending_uploads"] == 1 and s["uploads"] == 0  # still only in the cache
+    st = os.stat(p)
+    assert (st.st_uid, st.st_gid) == (4321, 8765)
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "the write-back upload")
+    after = stats(m)["store"]["ops"]
+
+    def calls(op):
+        return after.get(op, {}).get("calls", 0) - before["store"]["ops"].get(op, {}).get(
+            "calls", 0)
+
+    assert calls("upload") + calls("mp_complete") == 1
+    assert calls("copy") == 0 and calls("move") == 0 and calls("set_meta") == 0
+    meta = dict(json.loads(b.storetool("info", "owned").stdout)["meta"])
+    assert (meta.get("uid"), meta.get("gid")) == ("4321", "8765")
+    assert b.storetool("get", "owned").stdout == b"whose file is this?"
