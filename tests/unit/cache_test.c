@@ -1478,6 +1478,57 @@ static void test_unmount_keeps_what_it_cannot_upload(void)
 	free(ref);
 }
 
+/* Is an upload of some file running now (user.lexfs.stats "files"[].uploading)? */
+static bool uploading_now(struct cache *c)
+{
+	char *sj = cache_stats_json(c);
+	json_t *j = sj ? json_loads(sj, 0, NULL) : NULL, *v;
+	size_t i;
+	bool any = false;
+
+	json_array_foreach(json_object_get(j, "files"), i, v)
+	{
+		if (json_is_true(json_object_get(v, "uploading")))
+			any = true;
+	}
+	json_decref(j);
+	free(sj);
+	return any;
+}
+
+/* An upload that runs when the unmount begins is that file's last try there: the
+ * drain queues no second one, so its bound is one upload per pending file. */
+static void test_drain_does_not_repeat_a_running_upload(void)
+{
+	static const char *const kv[] = {"fault_error_rate", "1",   "fault_errno", "EACCES",
+					 "fault_latency_ms", "300", NULL};
+	static struct jbytes j;
+	struct jview v[8];
+	struct fixture fx;
+	char dir[4200], jpath[4300], logp[4300];
+	int n;
+
+	jdir("running", dir, sizeof(dir), jpath, sizeof(jpath));
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	jb_header(&j, "LEXFSJN", 1, JHDR);
+	jb_put(&j, 1, "r/one", "one");
+	CHECK_INT(write_bytes(jpath, j.b, j.len), 0);
+	data_file(dir, 1, "one");
+	log_to(logp);
+	CHECK_INT(make_cache_kv(&fx, 3600, dir, 0, MIB, kv), 0);
+	for (int i = 0; i < 500 && !uploading_now(fx.c); i++)
+		usleep(10 * 1000); /* the replayed upload starts at once */
+	CHECK(uploading_now(fx.c));
+	upload_drain(fx.c);
+	log_back();
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 1);
+	CHECK(file_has(logp, "1 of 1 file(s) could not be uploaded"));
+	n = jview_read(jpath, v, 8);
+	CHECK(jview_live(v, n, "r/one"));
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "off", NULL), 0);
+	drop_cache(&fx); /* now it goes up */
+}
+
 /* Clean cached data is evicted least recently used first; a file used again moves
  * to the front. Files written through the cache stay as clean data after their
  * upload (reads of other files go to the store and keep nothing on disk). */
@@ -1598,6 +1649,7 @@ int main(int argc, char **argv)
 	test_journal_missing_cache_file();
 	test_journal_compacted();
 	test_unmount_keeps_what_it_cannot_upload();
+	test_drain_does_not_repeat_a_running_upload();
 	test_eviction_is_lru();
 	test_eviction_spares_dirty();
 	return check_done("cache_test");
