@@ -568,6 +568,37 @@ def test_unmount_leaves_what_it_cannot_upload_in_the_journal(switchable_root, mo
     assert b.storetool("info", ".renamed.tmp", check=False).returncode == errno.ENOENT
 
 
+def test_unmount_gives_up_after_the_store_retries(mounter, backend_memory):
+    """Uploads failing with a retryable error at unmount: each file gets one more
+    upload with the store's retries (default policy) and is not requeued, so the
+    unmount ends in seconds; the journal carries the files to the next mount (a new
+    memory store: the journal is all that is left of them), which uploads them."""
+    b = backend_memory.fresh()
+    m = mounter(b.source, opts=b.mount_opts() + ["writeback=3600", "log_level=info"],
+                env=b.env)
+    m.expect_errors(r"upload of .* failed")
+    files = {"r%02d" % i: b"retry me %d\n" % i for i in range(12)}
+    for name, data in files.items():
+        (Path(m.path) / name).write_bytes(data)
+    control(m, "fault", "error_rate=1")  # EIO: retryable
+    t0 = time.monotonic()
+    m.unmount()
+    elapsed = time.monotonic() - t0
+    print("unmount with retried failures: %.1f s" % elapsed)
+    assert elapsed < 30
+    assert m.exit_codes[-1] == 0
+    assert "12 of 12 file(s) could not be uploaded" in m.log
+    assert m.log.count("retry 4/4") == len(files)  # every file: all retries, once
+    assert live_keys(journal_records(Path(m.cache_dir) / "journal")) == sorted(files)
+
+    m.start()
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "journal replay uploads")
+    assert stats(m)["uploads"] == len(files)
+    os.setxattr(m.path, "user.lexfs.invalidate", b"1")
+    for name, data in files.items():
+        assert (Path(m.path) / name).read_bytes() == data
+
+
 # ---- eviction and pending metadata ---------------------------------------------
 
 def _downloads(s):
