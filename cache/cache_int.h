@@ -121,6 +121,7 @@ struct centry {
 	struct stream *stream; /* streaming multipart state, NULL when none */
 	uint64_t seq_end;      /* end of the last write, for sequential detection */
 	struct ujob *wbjob;    /* queued write-back upload; guarded by the engine lock */
+	unsigned wbrunning;    /* its file jobs workers are running; engine lock */
 	/* upload progress (read by stats without e->lock: relaxed) */
 	uint64_t up_total;
 	uint64_t up_done;

@@ -34,11 +34,14 @@
  *            2-byte length + value
  *     Bytes after these are ignored: room for version-1 extensions.
  *
- * Recovery rules: a header with another magic or a newer version is refused (the
- * mount fails and names the file: nothing is overwritten). A record whose magic,
- * length or CRC is wrong ends the replay: only the last append can be torn, and
- * its close never returned. A PUT whose cache file is missing is skipped with a
- * warning.
+ * Recovery rules: a header with another magic, another version or a bad header
+ * size is refused (the mount fails, the log names the file and what to do, and
+ * nothing in the cache directory is changed). A record whose magic, length or CRC
+ * is wrong, or that the file ends inside of, ends the replay: only the last append
+ * can be torn, and its close never returned; the records after it are not
+ * believed either. A PUT whose cache file is missing (or shorter than its size)
+ * is skipped with a warning naming it. After the replay the journal is rewritten
+ * (compacted) to just the PUTs still pending.
  *
  * Locking: j->lock (a leaf) serialises appends. journal_put/drop hold e->lock while
  * they append, so the records of one entry are in the order of its changes.
@@ -399,23 +402,36 @@ static int parse_journal(const char *path, const unsigned char *d, size_t len, s
 
 	*out = NULL;
 	*nout = 0;
+	/* Refusals change nothing on disk: the journal and the cache files it names
+	 * stay as they are, for a lexfs that reads them or for the user to move away. */
 	if (len < J_HDR || memcmp(d, J_MAGIC, 8) != 0) {
-		log_err("cache: %s is not a lexfs journal; move it away to mount", path);
+		log_err("cache: %s is not a lexfs journal; nothing was changed: move it away "
+			"(or use another cache_dir) to mount",
+			path);
 		return -EPROTO;
 	}
 	ver = get_le(d + 8, 4);
 	hsz = get_le(d + 12, 4);
-	if (ver != J_VERSION || hsz < J_HDR || hsz > len) {
-		log_err("cache: %s has journal version %" PRIu64 " (this lexfs reads %d); "
-			"refusing to touch it",
-			path, ver, J_VERSION);
+	if (ver != J_VERSION) {
+		log_err("cache: %s is a version %" PRIu64 " journal and this lexfs reads version "
+			"%d; nothing was changed: mount it with a lexfs that reads version %" PRIu64
+			" (its pending uploads then go up), or move it away (they are then lost)",
+			path, ver, J_VERSION, ver);
 		return -EPROTO;
 	}
-	for (pos = hsz; pos + 12 <= len;) {
-		uint64_t plen = get_le(d + pos + 4, 4);
+	if (hsz < J_HDR || hsz > len) {
+		log_err("cache: %s has a header size of %" PRIu64 " (%d to %zu expected); nothing "
+			"was changed: move it away to mount",
+			path, hsz, J_HDR, len);
+		return -EPROTO;
+	}
+	for (pos = hsz; pos < len;) {
+		uint64_t plen = pos + 12 <= len ? get_le(d + pos + 4, 4) : 0;
 		struct jrec r = {0};
 
-		if (get_le(d + pos, 4) != R_MAGIC || plen > R_MAX || pos + 12 + plen > len ||
+		/* a record header cut short is torn too */
+		if (pos + 12 > len || get_le(d + pos, 4) != R_MAGIC || plen > R_MAX ||
+		    pos + 12 + plen > len ||
 		    crc32_ieee(d + pos + 12, plen) != get_le(d + pos + 8, 4)) {
 			log_warn("cache: journal %s ends with a torn record at %zu; ignored", path,
 				 pos);

@@ -33,6 +33,18 @@
  * unlink and ENOSPC, so no partial object ever appears. Files up to one part go up
  * as one PUT.
  *
+ * Unmount (upload_drain) gives every dirty entry one more upload, due now (an
+ * upload already running when it begins counts as that one: no second job is
+ * queued), and requeues nothing that fails once it has begun: a failed file keeps
+ * its journal record (the next mount uploads it) and the log says how many were
+ * left. So the drain ends after about ceil(pending files / upload_concurrency)
+ * rounds of one upload each (one more for a file whose upload failed just before
+ * the unmount and requeued itself), and
+ * one upload is bounded by the store's retry policy (drivers/store.c: max_retries
+ * more tries, backoff at most retry_max_ms each) and, for the HTTP drivers, by
+ * their connect and no-progress timeouts per try. A store that refuses at once
+ * (a read-only local root, a revoked key) ends the drain at once.
+ *
  * A worker holds a reference on the entry of each job. A part job names its stream
  * by id: a job whose stream was aborted or whose part is no longer QUEUED is
  * dropped. An aborted stream is detached from the entry at once and freed when no
@@ -137,12 +149,18 @@ static int queue_part(struct cache *c, struct centry *e, struct stream *s, unsig
 	return 0;
 }
 
-void upload_enqueue(struct cache *c, struct centry *e, int64_t due_ms)
+/* Queue a file job for e, or make its queued one due at due_ms. With idle_only,
+ * nothing is queued while a worker runs e's job: its outcome stands (the drain). */
+static void enqueue_file(struct cache *c, struct centry *e, int64_t due_ms, bool idle_only)
 {
 	struct upload_engine *u = c->up;
 	struct ujob *j;
 
 	pthread_mutex_lock(&u->lock);
+	if (idle_only && e->wbrunning > 0 && !e->wbjob) {
+		pthread_mutex_unlock(&u->lock);
+		return;
+	}
 	if (e->wbjob) {
 		e->wbjob->due_ms = due_ms; /* a newer close restarts the delay */
 		pthread_cond_broadcast(&u->cond);
@@ -173,6 +191,11 @@ void upload_enqueue(struct cache *c, struct centry *e, int64_t due_ms)
 	u->nfiles++;
 	pthread_cond_broadcast(&u->cond);
 	pthread_mutex_unlock(&u->lock);
+}
+
+void upload_enqueue(struct cache *c, struct centry *e, int64_t due_ms)
+{
+	enqueue_file(c, e, due_ms, false);
 }
 
 /* ---- streams ------------------------------------------------------------------ */
@@ -687,6 +710,7 @@ static void job_file(struct cache *c, struct ujob *j)
 		if (!u->draining && !u->stop && !e->wbjob) {
 			int64_t delay = 1000LL << (j->tries < 6 ? j->tries : 6);
 
+			e->wbrunning--;
 			j->tries++;
 			j->due_ms = cache_now_ms() + (delay > 60000 ? 60000 : delay);
 			j->next = u->files;
@@ -702,6 +726,9 @@ static void job_file(struct cache *c, struct ujob *j)
 		pthread_mutex_unlock(&u->lock);
 	}
 done:
+	pthread_mutex_lock(&u->lock);
+	e->wbrunning--;
+	pthread_mutex_unlock(&u->lock);
 	centry_put(c, e);
 	free(j);
 }
@@ -742,6 +769,7 @@ static void *worker(void *arg)
 			best->next = NULL;
 			u->nfiles--;
 			best->e->wbjob = NULL;
+			best->e->wbrunning++;
 			u->active++;
 			pthread_mutex_unlock(&u->lock);
 			job_file(c, best);
@@ -838,11 +866,31 @@ void upload_engine_stop(struct cache *c)
 	c->up = NULL;
 }
 
+/* Files not uploaded yet and their bytes. Takes c->lock. */
+static size_t dirty_files(struct cache *c, uint64_t *bytes)
+{
+	size_t n = 0;
+
+	*bytes = 0;
+	pthread_mutex_lock(&c->lock);
+	for (size_t i = 0; i < c->tabsz; i++) {
+		for (struct centry *e = c->tab[i]; e; e = e->hnext) {
+			if (e->dirty && !e->poison) {
+				n++;
+				*bytes += e->size;
+			}
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	return n;
+}
+
 void upload_drain(struct cache *c)
 {
 	struct upload_engine *u = c->up;
 	struct centry **list = NULL;
-	size_t n = 0, cap = 0;
+	size_t n = 0, cap = 0, left;
+	uint64_t bytes;
 	int64_t last_log = 0;
 
 	if (!u)
@@ -868,7 +916,7 @@ void upload_drain(struct cache *c)
 	}
 	pthread_mutex_unlock(&c->lock);
 	for (size_t i = 0; i < n; i++) {
-		upload_enqueue(c, list[i], 0);
+		enqueue_file(c, list[i], 0, true); /* a running upload is its last try */
 		centry_put(c, list[i]);
 	}
 	free(list);
@@ -880,17 +928,30 @@ void upload_drain(struct cache *c)
 		struct timespec ts;
 		int64_t now = cache_now_ms();
 
-		if (now - last_log >= 1000) {
-			log_notice("cache: unmount: waiting for %u upload(s) (%u running)",
-				   u->nfiles + (u->active ? u->active : 0), u->active);
+		if (n && now - last_log >= 1000) {
+			/* the count takes c->lock, which comes before the engine lock */
+			pthread_mutex_unlock(&u->lock);
+			left = dirty_files(c, &bytes);
+			log_notice("cache: unmount: %zu of %zu file(s) still to upload (%" PRIu64
+				   " bytes)",
+				   left, n, bytes);
 			last_log = now;
+			pthread_mutex_lock(&u->lock);
+			continue;
 		}
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += 1;
 		pthread_cond_timedwait(&u->idle, &u->lock, &ts);
 	}
 	pthread_mutex_unlock(&u->lock);
-	if (n)
+	if (!n)
+		return;
+	left = dirty_files(c, &bytes);
+	if (left)
+		log_warn("cache: unmount: %zu of %zu file(s) could not be uploaded; they stay "
+			 "in the journal for the next mount",
+			 left, n);
+	else
 		log_notice("cache: unmount: uploads finished");
 }
 

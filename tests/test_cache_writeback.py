@@ -4,16 +4,18 @@ import errno
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
 import threading
 import time
+import zlib
 from pathlib import Path
 
 import pytest
 
-from conftest import PY, run
+from conftest import PY, Backend, _is_mounted, run
 
 MIB = 1024 * 1024
 
@@ -359,3 +361,304 @@ def test_concurrent_readers_and_writers(mnt):
     data = path.read_bytes()
     for blk in range(nblocks):
         assert data[blk * bs:(blk + 1) * bs] == bytes([1 + (blk + 4) % 250]) * bs, blk
+
+
+# ---- the journal (format: the header of cache/journal.c) ------------------------
+
+J_HDR = 64
+R_MAGIC = 0x4A52434C
+
+
+def journal_records(path):
+    """The whole records of a journal file, in order: dicts with type ("put" or
+    "drop"), id, key (PUT), off and end (the record's byte range)."""
+    d = Path(path).read_bytes()
+    assert d[:8] == b"LEXFSJN\0" and int.from_bytes(d[8:12], "little") == 1
+    pos, out = int.from_bytes(d[12:16], "little"), []
+    while pos + 12 <= len(d):
+        magic, plen, crc = (int.from_bytes(d[pos + i:pos + i + 4], "little")
+                            for i in (0, 4, 8))
+        p = d[pos + 12:pos + 12 + plen]
+        if magic != R_MAGIC or len(p) != plen or zlib.crc32(p) != crc:
+            break
+        rec = {"type": {1: "put", 2: "drop"}[p[0]], "id": int.from_bytes(p[4:12], "little"),
+               "off": pos, "end": pos + 12 + plen}
+        if p[0] == 1:
+            klen = int.from_bytes(p[20:22], "little")
+            rec["key"] = p[22:22 + klen].decode()
+        out.append(rec)
+        pos += 12 + plen
+    return out
+
+
+def live_keys(records):
+    """Keys whose id's last record is a PUT (what a replay uploads)."""
+    last = {}
+    for r in records:
+        last[r["id"]] = r
+    return sorted(r["key"] for r in last.values() if r["type"] == "put")
+
+
+def cache_snapshot(cache_dir):
+    """{relative path: bytes} of every file in a cache directory."""
+    root = Path(cache_dir)
+    return {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _write_pending_then_kill9(mounter, b, files):
+    """A write-back mount that closes `files` ({name: bytes}) and is killed with -9
+    before it uploads any: the journal names them all."""
+    m = mounter(b.source, opts=b.mount_opts() + ["writeback=3600"], env=b.env)
+    for name, data in files.items():
+        (Path(m.path) / name).write_bytes(data)
+    os.kill(m.proc.pid, signal.SIGKILL)
+    m.proc.wait(10)
+    m.proc = None
+    subprocess.run(["fusermount3", "-uz", m.path], stderr=subprocess.DEVNULL)
+    assert live_keys(journal_records(Path(m.cache_dir) / "journal")) == sorted(files)
+    return m
+
+
+def _files(n, size=3000):
+    return {"j%d" % i: (b"journal file %d " % i) * (size // 16) for i in range(n)}
+
+
+@pytest.mark.parametrize("damage", ["magic", "version"])
+def test_unknown_journal_refuses_the_mount_and_changes_nothing(mounter, backend_local,
+                                                               damage):
+    """A journal with another magic or a newer version: the mount fails, names the
+    file and says what to do, and the cache directory is byte-identical afterwards;
+    with the journal put back, the next mount uploads every file."""
+    b = backend_local.fresh()
+    files = _files(4)
+    m = _write_pending_then_kill9(mounter, b, files)
+    jpath = Path(m.cache_dir) / "journal"
+    good = jpath.read_bytes()
+    bad = bytearray(good)
+    if damage == "magic":
+        bad[0:8] = b"NOTLEXFS"
+    else:
+        bad[8:12] = (2).to_bytes(4, "little")
+    jpath.write_bytes(bytes(bad))
+    before = cache_snapshot(m.cache_dir)
+    assert len([k for k in before if k.startswith("data/")]) == len(files)
+
+    env = dict(os.environ)
+    env.update(m.env)
+    try:
+        r = subprocess.run(m.command(), capture_output=True, text=True, timeout=60, env=env)
+    finally:
+        if _is_mounted(m.path):
+            subprocess.run(["fusermount3", "-uz", m.path], stderr=subprocess.DEVNULL)
+    out = r.stdout + r.stderr
+    assert r.returncode != 0, out
+    assert not re.search(r"AddressSanitizer|LeakSanitizer|runtime error:", out), out
+    assert str(jpath) in out, out
+    assert "nothing was changed" in out and "move it away" in out, out
+    assert cache_snapshot(m.cache_dir) == before  # the journal and cache files as they were
+    for name in files:
+        assert b.storetool("info", name, check=False).returncode == errno.ENOENT
+
+    jpath.write_bytes(good)
+    m.start()
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "journal replay uploads")
+    m.unmount()
+    for name, data in files.items():
+        assert b.storetool("get", name).stdout == data
+
+
+@pytest.mark.parametrize("damage", ["truncated", "bad_crc"])
+def test_torn_journal_tail_uploads_every_whole_put(mounter, backend_local, damage):
+    """The last record of the journal torn (cut short, or a CRC that does not match):
+    the next mount uploads every file whose PUT is whole and not the torn one."""
+    b = backend_local.fresh()
+    files = _files(5)
+    m = _write_pending_then_kill9(mounter, b, files)
+    jpath = Path(m.cache_dir) / "journal"
+    recs = journal_records(jpath)
+    last = recs[-1]
+    torn = last["key"]
+    # the premise: no earlier record of that file would upload it anyway
+    assert last["type"] == "put" and [r["id"] for r in recs].count(last["id"]) == 1
+    data = bytearray(jpath.read_bytes())
+    if damage == "truncated":
+        del data[(last["off"] + last["end"]) // 2:]
+    else:
+        data[last["end"] - 1] ^= 0xFF
+    jpath.write_bytes(bytes(data))
+
+    m.start()
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "journal replay uploads")
+    assert "ends with a torn record" in m.log
+    assert "%d file(s) from the journal" % (len(files) - 1) in m.log
+    assert torn not in os.listdir(m.path)  # not promised, so not kept either
+    m.unmount()
+    for name, body in files.items():
+        if name == torn:
+            assert b.storetool("info", name, check=False).returncode == errno.ENOENT
+        else:
+            assert b.storetool("get", name).stdout == body, name
+    # the replay compacted the journal to one PUT per whole file (then a DROP each
+    # as it went up): the torn record is gone and nothing is left pending
+    recs = journal_records(jpath)
+    assert sorted(r["key"] for r in recs if r["type"] == "put") == sorted(
+        n for n in files if n != torn)
+    assert live_keys(recs) == []
+
+
+@pytest.fixture
+def switchable_root(tmp_path):
+    """A local-driver root that is a bind mount of itself, so it can be switched
+    read-only under a running daemon (EROFS: root cannot write through it either).
+    Yields (root, set_read_only)."""
+    root = tmp_path / "switchable-root"
+    root.mkdir()
+    run(["mount", "--bind", str(root), str(root)])
+
+    def set_read_only(ro):
+        run(["mount", "-o", "remount,%s,bind" % ("ro" if ro else "rw"), str(root)])
+
+    try:
+        yield root, set_read_only
+    finally:
+        subprocess.run(["mount", "-o", "remount,rw,bind", str(root)], capture_output=True)
+        subprocess.run(["umount", "-l", str(root)], capture_output=True)
+
+
+def test_unmount_leaves_what_it_cannot_upload_in_the_journal(switchable_root, mounter):
+    """Uploads fail at unmount (the store became read-only): the unmount still ends
+    promptly, logs its progress and what it left, the files stay in the journal, and
+    the next mount uploads them with the right bytes."""
+    root, set_read_only = switchable_root
+    b = Backend("local", "local", str(root), settings={"root_dir": str(root)})
+    m = mounter(b.source, opts=b.mount_opts() + ["writeback=3600", "part_size=5m"],
+                env=b.env)
+    m.expect_errors(r"upload of .* failed|multipart (upload|complete) of")
+    files = {"small": b"a small file\n", "renamed": os.urandom(70000),
+             "big.bin": random.Random(7).randbytes(12 * MIB + 5)}
+    (Path(m.path) / "small").write_bytes(files["small"])
+    (Path(m.path) / ".renamed.tmp").write_bytes(files["renamed"])
+    os.chmod(Path(m.path) / ".renamed.tmp", 0o600)
+    os.rename(Path(m.path) / ".renamed.tmp", Path(m.path) / "renamed")
+    (Path(m.path) / "big.bin").write_bytes(files["big.bin"])  # streams parts meanwhile
+    assert stats(m)["pending_uploads"] == 3
+
+    set_read_only(True)
+    t0 = time.monotonic()
+    m.unmount()
+    elapsed = time.monotonic() - t0
+    print("unmount with a read-only store: %.1f s" % elapsed)
+    assert elapsed < 20
+    assert m.exit_codes[-1] == 0
+    assert "still to upload" in m.log
+    assert "3 of 3 file(s) could not be uploaded; they stay in the journal" in m.log
+    for name in files:
+        assert "%s not uploaded; kept for the next mount" % name in m.log
+        assert b.storetool("info", name, check=False).returncode == errno.ENOENT
+    assert live_keys(journal_records(Path(m.cache_dir) / "journal")) == sorted(files)
+
+    set_read_only(False)
+    m.start()
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "journal replay uploads")
+    assert "3 file(s) from the journal" in m.log
+    assert oct(os.stat(Path(m.path) / "renamed").st_mode & 0o777) == oct(0o600)
+    m.unmount()
+    for name, body in files.items():
+        assert b.storetool("get", name).stdout == body, name
+    assert b.storetool("info", ".renamed.tmp", check=False).returncode == errno.ENOENT
+
+
+def test_unmount_gives_up_after_the_store_retries(mounter, backend_memory):
+    """Uploads failing with a retryable error at unmount: each file gets one more
+    upload with the store's retries (default policy) and is not requeued, so the
+    unmount ends in seconds; the journal carries the files to the next mount (a new
+    memory store: the journal is all that is left of them), which uploads them."""
+    b = backend_memory.fresh()
+    m = mounter(b.source, opts=b.mount_opts() + ["writeback=3600", "log_level=info"],
+                env=b.env)
+    m.expect_errors(r"upload of .* failed")
+    files = {"r%02d" % i: b"retry me %d\n" % i for i in range(12)}
+    for name, data in files.items():
+        (Path(m.path) / name).write_bytes(data)
+    control(m, "fault", "error_rate=1")  # EIO: retryable
+    t0 = time.monotonic()
+    m.unmount()
+    elapsed = time.monotonic() - t0
+    print("unmount with retried failures: %.1f s" % elapsed)
+    assert elapsed < 30
+    assert m.exit_codes[-1] == 0
+    assert "12 of 12 file(s) could not be uploaded" in m.log
+    assert m.log.count("retry 4/4") == len(files)  # every file: all retries, once
+    assert live_keys(journal_records(Path(m.cache_dir) / "journal")) == sorted(files)
+
+    m.start()
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "journal replay uploads")
+    assert stats(m)["uploads"] == len(files)
+    os.setxattr(m.path, "user.lexfs.invalidate", b"1")
+    for name, data in files.items():
+        assert (Path(m.path) / name).read_bytes() == data
+
+
+# ---- eviction and pending metadata ---------------------------------------------
+
+def _downloads(s):
+    return s["store"]["ops"].get("download", {}).get("calls", 0)
+
+
+def test_eviction_is_least_recently_used(mounter, backend_memory):
+    """-o cache_size= holds three 1 MiB files written through the mount as clean data;
+    A is read again, then D is written: B (least recently used) is the one evicted,
+    and only B is downloaded again when all four are read."""
+    b = backend_memory.fresh()
+    m = mounter(b.source, opts=b.mount_opts() + ["cache_size=%d" % (3 * MIB + MIB // 2)],
+                env=b.env)
+    body = {n: random.Random(n).randbytes(MIB) for n in "ABCD"}
+    for n in "ABC":
+        (Path(m.path) / n).write_bytes(body[n])
+    m.settle()
+    s = stats(m)
+    assert s["cached_files"] == 3 and s["evictions"] == 0
+    dl = _downloads(s)
+    assert (Path(m.path) / "A").read_bytes() == body["A"]
+    m.settle()
+    assert _downloads(stats(m)) == dl  # from the cache's disk
+    (Path(m.path) / "D").write_bytes(body["D"])
+    m.settle()
+    s = stats(m)
+    assert s["evictions"] == 1 and s["cache_used"] <= 3 * MIB + MIB // 2
+    for n in "ACDB":
+        dl = _downloads(stats(m))
+        assert (Path(m.path) / n).read_bytes() == body[n]
+        m.settle()
+        if n == "B":
+            assert _downloads(stats(m)) > dl, "B was not evicted"
+        else:
+            assert _downloads(stats(m)) == dl, "%s was evicted" % n
+
+
+def test_chown_of_a_pending_file_changes_its_upload(mounter, backend_local):
+    """chown of a file not yet uploaded (write-back): the object arrives with the new
+    uid and gid, in exactly one upload and with no copy or metadata update."""
+    b = backend_local.fresh()
+    m = mounter(b.source, opts=b.mount_opts() + ["writeback=4"], env=b.env)
+    p = Path(m.path) / "owned"
+    p.write_bytes(b"whose file is this?")
+    before = stats(m)
+    assert before["pending_uploads"] == 1
+    os.chown(p, 4321, 8765)
+    s = stats(m)
+    assert s["pending_uploads"] == 1 and s["uploads"] == 0  # still only in the cache
+    st = os.stat(p)
+    assert (st.st_uid, st.st_gid) == (4321, 8765)
+    wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "the write-back upload")
+    after = stats(m)["store"]["ops"]
+
+    def calls(op):
+        return after.get(op, {}).get("calls", 0) - before["store"]["ops"].get(op, {}).get(
+            "calls", 0)
+
+    assert calls("upload") + calls("mp_complete") == 1
+    assert calls("copy") == 0 and calls("move") == 0 and calls("set_meta") == 0
+    meta = dict(json.loads(b.storetool("info", "owned").stdout)["meta"])
+    assert (meta.get("uid"), meta.get("gid")) == ("4321", "8765")
+    assert b.storetool("get", "owned").stdout == b"whose file is this?"

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -33,8 +34,9 @@ struct fixture {
 	char dir[4200];
 };
 
-static int make_cache(struct fixture *fx, int writeback_s, const char *dir_or_null,
-		      uint64_t size_limit, uint64_t part_size)
+/* kv: memory-driver settings as name, value, ..., NULL (or NULL for none). */
+static int make_cache_kv(struct fixture *fx, int writeback_s, const char *dir_or_null,
+			 uint64_t size_limit, uint64_t part_size, const char *const *kv)
 {
 	struct store_conf sc = {0};
 	struct cache_conf cc = {0};
@@ -43,6 +45,8 @@ static int make_cache(struct fixture *fx, int writeback_s, const char *dir_or_nu
 	int ret;
 
 	settings_init(&fx->set);
+	for (size_t i = 0; kv && kv[i]; i += 2)
+		CHECK_INT(settings_set(&fx->set, kv[i], kv[i + 1], "test"), 0);
 	sc.driver = "memory";
 	sc.backend_name = "default";
 	sc.settings = &fx->set;
@@ -69,6 +73,12 @@ static int make_cache(struct fixture *fx, int writeback_s, const char *dir_or_nu
 	ret = cache_create(&cc, &st, &fx->c);
 	CHECK(st == NULL);
 	return ret;
+}
+
+static int make_cache(struct fixture *fx, int writeback_s, const char *dir_or_null,
+		      uint64_t size_limit, uint64_t part_size)
+{
+	return make_cache_kv(fx, writeback_s, dir_or_null, size_limit, part_size, NULL);
 }
 
 static void drop_cache(struct fixture *fx)
@@ -845,6 +855,769 @@ static void test_meta_cache(void)
 	}
 }
 
+/* ---- the journal, crafted from the format documented in cache/journal.c ------ */
+
+#define JHDR 64
+#define JREC_MAGIC 0x4A52434Cu
+
+/* An independent CRC-32 (IEEE 802.3), checked against the published check value. */
+static uint32_t test_crc32(const unsigned char *p, size_t n)
+{
+	uint32_t crc = 0xFFFFFFFFu;
+
+	while (n--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = (crc & 1) ? (crc >> 1) ^ 0xEDB88320u : crc >> 1;
+	}
+	return ~crc;
+}
+
+static void le_put(unsigned char *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (unsigned char)(v >> (8 * i));
+}
+
+static uint64_t le_get(const unsigned char *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = n - 1; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+struct jbytes {
+	unsigned char b[64 * 1024];
+	size_t len;
+};
+
+static void jb_header(struct jbytes *j, const char *magic, uint32_t version, uint32_t hsz)
+{
+	memset(j->b, 0, JHDR);
+	memcpy(j->b, magic, 8); /* the literal's NUL is the eighth byte */
+	le_put(j->b + 8, version, 4);
+	le_put(j->b + 12, hsz, 4);
+	le_put(j->b + 16, 1700000000, 8);
+	j->len = JHDR;
+}
+
+static void jb_str(struct jbytes *j, size_t *pos, const char *s)
+{
+	size_t n = strlen(s);
+
+	le_put(j->b + *pos, n, 2);
+	memcpy(j->b + *pos + 2, s, n);
+	*pos += 2 + n;
+}
+
+/* Append one record (type 1 PUT, 2 DROP); meta: name, value, ..., NULL. Returns the
+ * offset of the record. */
+static size_t jb_record(struct jbytes *j, int type, uint64_t id, uint64_t size, const char *key,
+			const char *ct, const char *const *meta)
+{
+	size_t start = j->len, pos = start + 12, n = 0;
+
+	memset(j->b + pos, 0, 12);
+	j->b[pos] = (unsigned char)type;
+	le_put(j->b + pos + 4, id, 8);
+	pos += 12;
+	if (type == 1) {
+		le_put(j->b + pos, size, 8);
+		pos += 8;
+		jb_str(j, &pos, key);
+		jb_str(j, &pos, ct ? ct : "");
+		while (meta && meta[2 * n])
+			n++;
+		le_put(j->b + pos, n, 2);
+		pos += 2;
+		for (size_t i = 0; i < n; i++) {
+			jb_str(j, &pos, meta[2 * i]);
+			jb_str(j, &pos, meta[2 * i + 1]);
+		}
+	}
+	le_put(j->b + start, JREC_MAGIC, 4);
+	le_put(j->b + start + 4, pos - start - 12, 4);
+	le_put(j->b + start + 8, test_crc32(j->b + start + 12, pos - start - 12), 4);
+	j->len = pos;
+	return start;
+}
+
+static size_t jb_put(struct jbytes *j, uint64_t id, const char *key, const char *body)
+{
+	return jb_record(j, 1, id, strlen(body), key, NULL, NULL);
+}
+
+static int write_bytes(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, data, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+/* The whole file (caller frees), NULL when it cannot be read. */
+static unsigned char *read_bytes(const char *path, size_t *len)
+{
+	struct stat stbuf;
+	unsigned char *d;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return NULL;
+	if (fstat(fd, &stbuf) < 0) {
+		close(fd);
+		return NULL;
+	}
+	d = malloc((size_t)stbuf.st_size + 1);
+	n = d ? read(fd, d, (size_t)stbuf.st_size) : -1;
+	close(fd);
+	if (n != stbuf.st_size) {
+		free(d);
+		return NULL;
+	}
+	d[n] = '\0';
+	*len = (size_t)n;
+	return d;
+}
+
+static bool file_has(const char *path, const char *needle)
+{
+	size_t len;
+	unsigned char *d = read_bytes(path, &len);
+	bool found = d && strstr((const char *)d, needle) != NULL;
+
+	free(d);
+	return found;
+}
+
+/* A fresh cache directory with its data/ subdirectory, and its journal's path. */
+static void jdir(const char *name, char *dir, size_t dlen, char *journal, size_t jlen)
+{
+	char data[4300];
+
+	snprintf(dir, dlen, "%s/%s", basedir, name);
+	snprintf(data, sizeof(data), "%s/data", dir);
+	CHECK(mkdir(dir, 0700) == 0);
+	CHECK(mkdir(data, 0700) == 0);
+	snprintf(journal, jlen, "%s/journal", dir);
+}
+
+static void data_path(const char *dir, uint64_t id, char *out, size_t outlen)
+{
+	snprintf(out, outlen, "%s/data/%016llx", dir, (unsigned long long)id);
+}
+
+static void data_file(const char *dir, uint64_t id, const char *body)
+{
+	char path[4300];
+
+	data_path(dir, id, path, sizeof(path));
+	CHECK_INT(write_bytes(path, body, strlen(body)), 0);
+}
+
+static bool data_exists(const char *dir, uint64_t id)
+{
+	char path[4300];
+
+	data_path(dir, id, path, sizeof(path));
+	return access(path, F_OK) == 0;
+}
+
+/* Log warnings and errors of the next steps to path (appended), to look at them. */
+static void log_to(const char *path)
+{
+	CHECK_INT(log_open(LOG_SINK_FILE, path, LOG_NOTICE), 0);
+}
+
+static void log_back(void)
+{
+	log_open(LOG_SINK_STDERR, NULL, LOG_WARNING);
+}
+
+static bool obj_is(struct cache *c, const char *key, const char *body)
+{
+	uint64_t size = 0;
+	char *data = get_obj(c, key, &size);
+	bool ok = data && size == strlen(body) && memcmp(data, body, size) == 0;
+
+	free(data);
+	return ok;
+}
+
+static bool obj_absent(struct cache *c, const char *key)
+{
+	struct lexfs_objinfo oi = {0};
+	int ret = store_info(cache_store(c), key, &oi, NULL);
+
+	objinfo_free(&oi);
+	return ret == -ENOENT;
+}
+
+/* One record of a journal as a test reads it. */
+struct jview {
+	int type;
+	uint64_t id, size;
+	char key[128], ct[64], meta[256]; /* meta: "name=value;" each */
+};
+
+static void jv_str(const unsigned char *p, size_t *pos, char *out, size_t outlen)
+{
+	size_t n = (size_t)le_get(p + *pos, 2);
+
+	snprintf(out, outlen, "%.*s", (int)n, (const char *)p + *pos + 2);
+	*pos += 2 + n;
+}
+
+/* The records of a journal file in order: their number, or -1 when the header is
+ * not a version-1 lexfs journal. Stops at the first record that is not whole. */
+static int jview_read(const char *path, struct jview *out, int max)
+{
+	size_t len = 0, pos = JHDR;
+	unsigned char *d = read_bytes(path, &len);
+	int n = 0;
+
+	if (!d || len < JHDR || memcmp(d, "LEXFSJN\0", 8) != 0 || le_get(d + 8, 4) != 1 ||
+	    le_get(d + 12, 4) != JHDR) {
+		free(d);
+		return -1;
+	}
+	while (n < max && pos + 12 <= len) {
+		size_t plen = (size_t)le_get(d + pos + 4, 4), p = pos + 12 + 12;
+		struct jview *v = &out[n];
+
+		if (le_get(d + pos, 4) != JREC_MAGIC || pos + 12 + plen > len ||
+		    test_crc32(d + pos + 12, plen) != le_get(d + pos + 8, 4))
+			break;
+		memset(v, 0, sizeof(*v));
+		v->type = d[pos + 12];
+		v->id = le_get(d + pos + 16, 8);
+		if (v->type == 1) {
+			unsigned nmeta;
+			size_t ml = 0;
+
+			v->size = le_get(d + p, 8);
+			p += 8;
+			jv_str(d, &p, v->key, sizeof(v->key));
+			jv_str(d, &p, v->ct, sizeof(v->ct));
+			nmeta = (unsigned)le_get(d + p, 2);
+			p += 2;
+			for (unsigned i = 0; i < nmeta; i++) {
+				char name[64], value[64];
+
+				jv_str(d, &p, name, sizeof(name));
+				jv_str(d, &p, value, sizeof(value));
+				ml += (size_t)snprintf(v->meta + ml, sizeof(v->meta) - ml, "%s=%s;",
+						       name, value);
+			}
+		}
+		pos += 12 + plen;
+		n++;
+	}
+	free(d);
+	return n;
+}
+
+/* Is key's id live (its last record a PUT) in these records? */
+static bool jview_live(const struct jview *v, int n, const char *key)
+{
+	for (int i = n - 1; i >= 0; i--) {
+		if (v[i].type != 1 || strcmp(v[i].key, key) != 0)
+			continue;
+		for (int k = i + 1; k < n; k++)
+			if (v[k].id == v[i].id)
+				return false;
+		return true;
+	}
+	return false;
+}
+
+/* A journal the mount does not understand is refused: cache_create fails, says
+ * which file and what to do, and leaves the journal and the cache files as they
+ * were (their uploads are not lost to a downgrade or a stray file). */
+static void test_journal_refused(void)
+{
+	static const struct {
+		const char *what, *magic;
+		uint32_t version, hsz;
+		size_t cut; /* 0: the whole file; else its length */
+		const char *says;
+	} bad[] = {
+	    {"another magic", "LEXFSJX", 1, JHDR, 0, "is not a lexfs journal"},
+	    {"a newer version", "LEXFSJN", 2, JHDR, 0, "is a version 2 journal"},
+	    {"a header size below 64", "LEXFSJN", 1, 32, 0, "header size of 32"},
+	    {"a file shorter than a header", "LEXFSJN", 1, JHDR, 40, "is not a lexfs journal"},
+	};
+	static struct jbytes j;
+
+	CHECK_INT(test_crc32((const unsigned char *)"123456789", 9), 0xCBF43926u);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct fixture fx;
+		char dir[4200], jpath[4300], logp[4300], name[32];
+		unsigned char *after;
+		size_t len = 0, wlen;
+		int ret;
+
+		snprintf(name, sizeof(name), "refused%zu", i);
+		jdir(name, dir, sizeof(dir), jpath, sizeof(jpath));
+		snprintf(logp, sizeof(logp), "%s.log", dir);
+		jb_header(&j, bad[i].magic, bad[i].version, bad[i].hsz);
+		jb_put(&j, 1, "pending", "precious");
+		wlen = bad[i].cut ? bad[i].cut : j.len;
+		CHECK_INT(write_bytes(jpath, j.b, wlen), 0);
+		data_file(dir, 1, "precious");
+
+		log_to(logp);
+		ret = make_cache(&fx, 3600, dir, 0, MIB);
+		log_back();
+		if (ret != -EPROTO)
+			fprintf(stderr, "journal with %s: cache_create %d\n", bad[i].what, ret);
+		CHECK_INT(ret, -EPROTO);
+		CHECK(fx.c == NULL);
+		settings_free(&fx.set);
+		after = read_bytes(jpath, &len);
+		CHECK(after && len == wlen && memcmp(after, j.b, wlen) == 0); /* untouched */
+		free(after);
+		CHECK(data_exists(dir, 1));
+		CHECK(file_has(logp, jpath));	    /* names the file */
+		CHECK(file_has(logp, bad[i].says)); /* says what is wrong */
+		CHECK(file_has(logp, "move it away"));
+	}
+}
+
+/* A torn last record ends the replay: every whole PUT before it is uploaded, the torn
+ * one and anything after it is not (its close never returned). */
+static void test_journal_torn_tail(void)
+{
+	static const char *const kinds[] = {
+	    "payload cut short", "header cut short",	"bad record magic",
+	    "length over 1 MiB", "length past the end", "bad CRC",
+	};
+	static struct jbytes j;
+
+	for (size_t t = 0; t < sizeof(kinds) / sizeof(kinds[0]); t++) {
+		struct fixture fx;
+		char dir[4200], jpath[4300], logp[4300], name[32];
+		size_t off;
+
+		snprintf(name, sizeof(name), "torn%zu", t);
+		jdir(name, dir, sizeof(dir), jpath, sizeof(jpath));
+		snprintf(logp, sizeof(logp), "%s.log", dir);
+		jb_header(&j, "LEXFSJN", 1, JHDR);
+		jb_put(&j, 7, "was/uploaded", "old");
+		jb_record(&j, 2, 7, 0, NULL, NULL, NULL);
+		jb_put(&j, 8, "t/a", "alpha");
+		jb_put(&j, 9, "t/b", "bravo");
+		off = jb_put(&j, 10, "t/c", "charlie");
+		data_file(dir, 8, "alpha");
+		data_file(dir, 9, "bravo");
+		data_file(dir, 10, "charlie");
+		switch (t) {
+		case 0:
+			j.len = off + 12 + 5;
+			break;
+		case 1:
+			j.len = off + 7;
+			break;
+		case 2:
+			j.b[off] ^= 0xFF;
+			break;
+		case 3:
+			le_put(j.b + off + 4, 1024 * 1024 + 1, 4);
+			break;
+		case 4:
+			le_put(j.b + off + 4, 1000, 4);
+			break;
+		default:
+			j.b[off + 12 + 24] ^= 0x20; /* a byte of the key: "t/C" */
+			break;
+		}
+		if (t >= 2 && t != 4) {
+			/* a whole record after the bad one is not believed either */
+			jb_put(&j, 11, "t/d", "delta");
+			data_file(dir, 11, "delta");
+		}
+		CHECK_INT(write_bytes(jpath, j.b, j.len), 0);
+
+		log_to(logp);
+		CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+		upload_drain(fx.c);
+		log_back();
+		if (!obj_is(fx.c, "t/a", "alpha") || !obj_is(fx.c, "t/b", "bravo"))
+			fprintf(stderr, "torn journal (%s): a PUT before it was lost\n", kinds[t]);
+		CHECK(obj_is(fx.c, "t/a", "alpha"));
+		CHECK(obj_is(fx.c, "t/b", "bravo"));
+		CHECK(obj_absent(fx.c, "t/c"));
+		CHECK(obj_absent(fx.c, "t/C"));
+		CHECK(obj_absent(fx.c, "t/d"));
+		CHECK(obj_absent(fx.c, "was/uploaded"));
+		CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 2);
+		CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+		CHECK(!data_exists(dir, 10)); /* nothing names them any more */
+		CHECK(!data_exists(dir, 11));
+		CHECK(file_has(logp, "torn record"));
+		drop_cache(&fx);
+	}
+}
+
+/* A PUT whose cache file is missing (or shorter than the record says) is skipped
+ * with a warning naming it; the PUTs around it are uploaded. */
+static void test_journal_missing_cache_file(void)
+{
+	static struct jbytes j;
+	struct fixture fx;
+	char dir[4200], jpath[4300], logp[4300];
+
+	jdir("missing", dir, sizeof(dir), jpath, sizeof(jpath));
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	jb_header(&j, "LEXFSJN", 1, JHDR);
+	jb_put(&j, 1, "m/first", "first");
+	jb_put(&j, 2, "m/missing", "no cache file");
+	jb_put(&j, 3, "m/short", "longer than its file");
+	jb_put(&j, 4, "m/last", "last one");
+	CHECK_INT(write_bytes(jpath, j.b, j.len), 0);
+	data_file(dir, 1, "first");
+	data_file(dir, 3, "longer");
+	data_file(dir, 4, "last one");
+
+	log_to(logp);
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	upload_drain(fx.c);
+	log_back();
+	CHECK(obj_is(fx.c, "m/first", "first"));
+	CHECK(obj_is(fx.c, "m/last", "last one"));
+	CHECK(obj_absent(fx.c, "m/missing"));
+	CHECK(obj_absent(fx.c, "m/short"));
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	CHECK(file_has(logp, "m/missing"));
+	CHECK(file_has(logp, "m/short"));
+	CHECK(file_has(logp, "skipped"));
+	drop_cache(&fx);
+}
+
+/* After replay the journal holds just the PUTs still pending, last record of each
+ * id, the later of two ids with one key, in their order, with key, size, content
+ * type and metadata; cache files nobody needs are gone. The store refuses every
+ * call here (EACCES, not retried), so nothing is uploaded while we look. */
+static void test_journal_compacted(void)
+{
+	static const char *const m3[] = {"mode", "33261", "mtime", "1700000001", NULL};
+	static const char *const kv[] = {"fault_error_rate", "1", "fault_errno", "EACCES", NULL};
+	static struct jbytes j;
+	struct jview v[16];
+	struct fixture fx;
+	char dir[4200], jpath[4300], logp[4300];
+	int n;
+
+	jdir("compact", dir, sizeof(dir), jpath, sizeof(jpath));
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	jb_header(&j, "LEXFSJN", 1, JHDR);
+	jb_put(&j, 1, "c/one", "one");		 /* uploaded: dropped */
+	jb_put(&j, 2, "c/two", "two, first id"); /* replaced by id 5 */
+	jb_record(&j, 2, 1, 0, NULL, NULL, NULL);
+	jb_put(&j, 3, "c/.three.tmp", "three");		       /* then renamed ... */
+	jb_record(&j, 1, 3, 5, "c/three", "text/x-three", m3); /* ... with mode, mtime */
+	jb_put(&j, 4, "c/gone", "no cache file");
+	jb_put(&j, 5, "c/two", "two");
+	jb_put(&j, 6, "c/six", "six");
+	jb_record(&j, 2, 6, 0, NULL, NULL, NULL);
+	CHECK_INT(write_bytes(jpath, j.b, j.len), 0);
+	data_file(dir, 1, "one");
+	data_file(dir, 2, "two, first id");
+	data_file(dir, 3, "three");
+	data_file(dir, 5, "two");
+	data_file(dir, 6, "six");
+	data_file(dir, 0x77, "a left-over of an earlier mount");
+
+	log_to(logp);
+	CHECK_INT(make_cache_kv(&fx, 3600, dir, 0, MIB, kv), 0);
+	n = jview_read(jpath, v, 16);
+	CHECK_INT(n, 2);
+	if (n == 2) {
+		CHECK_INT(v[0].type, 1);
+		CHECK_INT(v[0].id, 3);
+		CHECK_INT(v[0].size, 5);
+		CHECK_STR(v[0].key, "c/three");
+		CHECK_STR(v[0].ct, "text/x-three");
+		CHECK_STR(v[0].meta, "mode=33261;mtime=1700000001;");
+		CHECK_INT(v[1].type, 1);
+		CHECK_INT(v[1].id, 5);
+		CHECK_INT(v[1].size, 3);
+		CHECK_STR(v[1].key, "c/two");
+	}
+	{
+		size_t len = 0;
+		unsigned char *d = read_bytes(jpath, &len);
+
+		/* a new header: created now, spare bytes zero */
+		CHECK(d && len >= JHDR && le_get(d + 16, 8) > 1700000000);
+		CHECK(d && memcmp(d + 24, (const char[40]){0}, 40) == 0);
+		free(d);
+	}
+	CHECK(!data_exists(dir, 1));
+	CHECK(!data_exists(dir, 2));
+	CHECK(data_exists(dir, 3));
+	CHECK(data_exists(dir, 5));
+	CHECK(!data_exists(dir, 6));
+	CHECK(!data_exists(dir, 0x77));
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 2);
+	/* the store works again: exactly the two pending files go up */
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "off", NULL), 0);
+	upload_drain(fx.c);
+	log_back();
+	CHECK(obj_is(fx.c, "c/three", "three"));
+	CHECK(obj_is(fx.c, "c/two", "two"));
+	{
+		struct lexfs_objinfo oi = {0};
+
+		CHECK_INT(store_info(cache_store(fx.c), "c/three", &oi, NULL), 0);
+		CHECK_STR(meta_get(&oi.meta, "mode"), "33261");
+		CHECK_STR(oi.content_type, "text/x-three");
+		objinfo_free(&oi);
+	}
+	CHECK(obj_absent(fx.c, "c/one"));
+	CHECK(obj_absent(fx.c, "c/.three.tmp"));
+	CHECK(obj_absent(fx.c, "c/gone"));
+	CHECK(obj_absent(fx.c, "c/six"));
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	drop_cache(&fx);
+	/* the next mount finds nothing pending and starts an empty journal */
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	CHECK_INT(jview_read(jpath, v, 16), 0);
+	drop_cache(&fx);
+}
+
+/* Unmount while the store fails every call: the drain gives up after the store's
+ * retries, promptly, and leaves every file in the journal; the next cache on the
+ * same directory uploads them with their final names, bytes and metadata. */
+static void test_unmount_keeps_what_it_cannot_upload(void)
+{
+	struct fixture fx;
+	struct cache_file *f;
+	struct lexfs_meta m;
+	struct jview v[64];
+	char dir[4200], jpath[4300], logp[4300];
+	size_t big = 3 * MIB + 7;
+	char *ref = malloc(big);
+	int64_t t0, ms;
+	int n;
+
+	jdir("unmount-fail", dir, sizeof(dir), jpath, sizeof(jpath));
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	fill_pattern(ref, big, 11);
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	CHECK_INT(cache_open(fx.c, "u/small", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "small file", 10, 0), 10);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(cache_open(fx.c, "u/big", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	for (size_t off = 0; off < big; off += 256 * 1024) {
+		size_t len = big - off < 256 * 1024 ? big - off : 256 * 1024;
+
+		CHECK_INT(cache_write(f, ref + off, len, (off_t)off), (long long)len);
+	}
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(cache_open(fx.c, "u/.r.tmp", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, "renamed", 7, 0), 7);
+	CHECK_INT(cache_release(f), 0);
+	meta_init(&m);
+	meta_set(&m, "mode", "33216");
+	CHECK_INT(cache_set_meta(fx.c, "u/.r.tmp", &m), 1);
+	CHECK_INT(cache_rename(fx.c, "u/.r.tmp", "u/r"), 1);
+	meta_free(&m);
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 3);
+
+	/* every call fails, retryably: the store retries each upload, then gives up */
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "error_rate=1", NULL), 0);
+	log_to(logp);
+	t0 = cache_now_ms();
+	drop_cache(&fx);
+	ms = cache_now_ms() - t0;
+	log_back();
+	printf("unmount with a failing store: %lld ms\n", (long long)ms);
+	CHECK(ms < 10000);
+	CHECK(file_has(logp, "still to upload"));
+	CHECK(file_has(logp, "could not be uploaded"));
+	CHECK(file_has(logp, "u/small not uploaded; kept for the next mount"));
+	n = jview_read(jpath, v, 64);
+	CHECK(n >= 3);
+	CHECK(jview_live(v, n, "u/small"));
+	CHECK(jview_live(v, n, "u/big"));
+	CHECK(jview_live(v, n, "u/r"));
+	CHECK(!jview_live(v, n, "u/.r.tmp"));
+
+	/* the next mount (a store that works) uploads them all */
+	snprintf(logp, sizeof(logp), "%s-next.log", dir);
+	log_to(logp);
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	upload_drain(fx.c);
+	log_back();
+	CHECK(file_has(logp, "3 file(s) from the journal"));
+	CHECK(obj_is(fx.c, "u/small", "small file"));
+	CHECK(obj_is(fx.c, "u/r", "renamed"));
+	CHECK(obj_absent(fx.c, "u/.r.tmp"));
+	{
+		uint64_t size = 0;
+		char *data = get_obj(fx.c, "u/big", &size);
+		struct lexfs_objinfo oi = {0};
+
+		CHECK(data && size == big && memcmp(data, ref, big) == 0);
+		free(data);
+		CHECK_INT(store_info(cache_store(fx.c), "u/r", &oi, NULL), 0);
+		CHECK_STR(meta_get(&oi.meta, "mode"), "33216");
+		objinfo_free(&oi);
+	}
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	drop_cache(&fx);
+	free(ref);
+}
+
+/* Is an upload of some file running now (user.lexfs.stats "files"[].uploading)? */
+static bool uploading_now(struct cache *c)
+{
+	char *sj = cache_stats_json(c);
+	json_t *j = sj ? json_loads(sj, 0, NULL) : NULL, *v;
+	size_t i;
+	bool any = false;
+
+	json_array_foreach(json_object_get(j, "files"), i, v)
+	{
+		if (json_is_true(json_object_get(v, "uploading")))
+			any = true;
+	}
+	json_decref(j);
+	free(sj);
+	return any;
+}
+
+/* An upload that runs when the unmount begins is that file's last try there: the
+ * drain queues no second one, so its bound is one upload per pending file. */
+static void test_drain_does_not_repeat_a_running_upload(void)
+{
+	static const char *const kv[] = {"fault_error_rate", "1",   "fault_errno", "EACCES",
+					 "fault_latency_ms", "300", NULL};
+	static struct jbytes j;
+	struct jview v[8];
+	struct fixture fx;
+	char dir[4200], jpath[4300], logp[4300];
+	int n;
+
+	jdir("running", dir, sizeof(dir), jpath, sizeof(jpath));
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	jb_header(&j, "LEXFSJN", 1, JHDR);
+	jb_put(&j, 1, "r/one", "one");
+	CHECK_INT(write_bytes(jpath, j.b, j.len), 0);
+	data_file(dir, 1, "one");
+	log_to(logp);
+	CHECK_INT(make_cache_kv(&fx, 3600, dir, 0, MIB, kv), 0);
+	for (int i = 0; i < 500 && !uploading_now(fx.c); i++)
+		usleep(10 * 1000); /* the replayed upload starts at once */
+	CHECK(uploading_now(fx.c));
+	upload_drain(fx.c);
+	log_back();
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD), 1);
+	CHECK(file_has(logp, "1 of 1 file(s) could not be uploaded"));
+	n = jview_read(jpath, v, 8);
+	CHECK(jview_live(v, n, "r/one"));
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "off", NULL), 0);
+	drop_cache(&fx); /* now it goes up */
+}
+
+/* Clean cached data is evicted least recently used first; a file used again moves
+ * to the front. Files written through the cache stay as clean data after their
+ * upload (reads of other files go to the store and keep nothing on disk). */
+static void test_eviction_is_lru(void)
+{
+	const char *names[] = {"A", "B", "C", "D"};
+	size_t sz = MIB;
+	char *ref = malloc(sz), *buf = malloc(sz);
+	struct fixture fx;
+	struct cache_file *f;
+	uint64_t dl;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 3 * MIB + MIB / 2, 8 * MIB), 0);
+	for (int i = 0; i < 3; i++) {
+		fill_pattern(ref, sz, 20 + (unsigned)i);
+		CHECK_INT(cache_open(fx.c, names[i], O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+		CHECK_INT(cache_write(f, ref, sz, 0), (long long)sz);
+		CHECK_INT(cache_release(f), 0);
+	}
+	CHECK_INT(stat_of(fx.c, "cached_files"), 3);
+	/* A is used again: B is now the least recently used */
+	dl = store_calls(fx.c, STORE_OP_DOWNLOAD);
+	CHECK_INT(open_existing(fx.c, "A", O_RDONLY, &f), 0);
+	CHECK_INT(cache_read(f, buf, sz, 0), (long long)sz);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(store_calls(fx.c, STORE_OP_DOWNLOAD), dl);
+	fill_pattern(ref, sz, 23);
+	CHECK_INT(cache_open(fx.c, "D", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, ref, sz, 0), (long long)sz);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(stat_of(fx.c, "evictions"), 1);
+	CHECK(stat_of(fx.c, "cache_used") <= 3 * MIB + MIB / 2);
+	/* A, C and D come from the disk, B from the store */
+	for (int i = 0; i < 4; i++) {
+		uint64_t before = store_calls(fx.c, STORE_OP_DOWNLOAD);
+
+		fill_pattern(ref, sz, 20 + (unsigned)i);
+		CHECK_INT(open_existing(fx.c, names[i], O_RDONLY, &f), 0);
+		CHECK_INT(cache_read(f, buf, sz, 0), (long long)sz);
+		CHECK(memcmp(buf, ref, sz) == 0);
+		CHECK_INT(cache_release(f), 0);
+		if (i == 1)
+			CHECK(store_calls(fx.c, STORE_OP_DOWNLOAD) > before);
+		else
+			CHECK_INT(store_calls(fx.c, STORE_OP_DOWNLOAD), before);
+	}
+	free(ref);
+	free(buf);
+	drop_cache(&fx);
+}
+
+/* Dirty data is never evicted: a file open for writing keeps its bytes while other
+ * writers need room; only clean data goes, and past that the limit is a target. */
+static void test_eviction_spares_dirty(void)
+{
+	size_t sz = MIB;
+	char *ref = malloc(sz), *keep = malloc(2 * sz);
+	struct fixture fx;
+	struct cache_file *f, *w, *d;
+	uint64_t size;
+	char *data;
+
+	CHECK_INT(make_cache(&fx, -1, NULL, 2 * MIB + MIB / 2, 8 * MIB), 0);
+	fill_pattern(ref, sz, 30);
+	CHECK_INT(cache_open(fx.c, "clean1", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, ref, sz, 0), (long long)sz);
+	CHECK_INT(cache_release(f), 0);
+	CHECK_INT(cache_open(fx.c, "clean2", O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+	CHECK_INT(cache_write(f, ref, sz, 0), (long long)sz);
+	CHECK_INT(cache_release(f), 0);
+	/* the dirty file: written, still open */
+	fill_pattern(keep, 2 * sz, 31);
+	CHECK_INT(cache_open(fx.c, "dirty", O_WRONLY | O_CREAT, NULL, NULL, NULL, &w), 0);
+	CHECK_INT(cache_write(w, keep, sz, 0), (long long)sz);
+	CHECK_INT(cache_open(fx.c, "other", O_WRONLY | O_CREAT, NULL, NULL, NULL, &d), 0);
+	for (size_t off = 0; off < 2 * sz; off += sz / 4)
+		CHECK_INT(cache_write(d, ref, sz / 4, (off_t)off), (long long)(sz / 4));
+	CHECK_INT(stat_of(fx.c, "evictions"), 2); /* both clean files, nothing else */
+	CHECK_INT(cache_write(w, keep + sz, sz, (off_t)sz), (long long)sz);
+	CHECK_INT(cache_release(d), 0);
+	CHECK_INT(cache_release(w), 0);
+	data = get_obj(fx.c, "dirty", &size);
+	CHECK(data && size == 2 * sz && memcmp(data, keep, 2 * sz) == 0);
+	free(data);
+	free(ref);
+	free(keep);
+	drop_cache(&fx);
+}
+
 int main(int argc, char **argv)
 {
 	log_open(LOG_SINK_STDERR, NULL, LOG_WARNING);
@@ -871,5 +1644,13 @@ int main(int argc, char **argv)
 	test_readahead();
 	test_clean_cache_and_staleness();
 	test_meta_cache();
+	test_journal_refused();
+	test_journal_torn_tail();
+	test_journal_missing_cache_file();
+	test_journal_compacted();
+	test_unmount_keeps_what_it_cannot_upload();
+	test_drain_does_not_repeat_a_running_upload();
+	test_eviction_is_lru();
+	test_eviction_spares_dirty();
 	return check_done("cache_test");
 }
