@@ -517,6 +517,13 @@ static int backend_build(const struct lexfs_config *cfg, const struct backend_sp
 	    .events = ops_events(b->ops),
 	};
 	rc = cache_create(&cc, &st, &cache); /* takes st */
+	if (rc == -EPROTO) {
+		/* cache/journal.c refused the write-back journal and said why above */
+		say("%scannot set up the cache in %s: its journal is not one this lexfs reads "
+		    "(see the message above; nothing in it was changed)",
+		    who, cdir);
+		return EXIT_USAGE;
+	}
 	if (rc < 0) {
 		say("%scannot set up the cache in %s: %s (check -o cache_dir)", who, cdir,
 		    strerror(-rc));
