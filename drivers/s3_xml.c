@@ -139,9 +139,33 @@ static char *decoded(char *s, bool url)
 	return d;
 }
 
-int s3_xml_list(const char *body, size_t len, struct lexfs_list_page *page)
+/* A listing document (ListObjectsV2, ListMultipartUploads): parsed, its root
+ * element checked, and what every page says: whether names are URL-encoded and
+ * whether more pages follow. NULL when body is not such a document (free the
+ * result with xmlFreeDoc). */
+static xmlDocPtr listing_doc(const char *body, size_t len, const char *root_name,
+			     xmlNodePtr *root, bool *url, bool *truncated)
 {
 	xmlDocPtr doc = parse(body, len);
+	char tmp[64];
+
+	if (!doc)
+		return NULL;
+	*root = xmlDocGetRootElement(doc);
+	if (!*root || !named(*root, root_name)) {
+		xmlFreeDoc(doc);
+		return NULL;
+	}
+	text_into(child(*root, "EncodingType"), tmp, sizeof(tmp));
+	*url = strcmp(tmp, "url") == 0;
+	text_into(child(*root, "IsTruncated"), tmp, sizeof(tmp));
+	*truncated = strcmp(tmp, "true") == 0;
+	return doc;
+}
+
+int s3_xml_list(const char *body, size_t len, struct lexfs_list_page *page)
+{
+	xmlDocPtr doc;
 	xmlNodePtr root, n;
 	size_t count = 0, cap = 0;
 	bool url = false, truncated = false;
@@ -149,17 +173,9 @@ int s3_xml_list(const char *body, size_t len, struct lexfs_list_page *page)
 	int rc = 0;
 
 	memset(page, 0, sizeof(*page));
+	doc = listing_doc(body, len, "ListBucketResult", &root, &url, &truncated);
 	if (!doc)
 		return -EIO;
-	root = xmlDocGetRootElement(doc);
-	if (!root || !named(root, "ListBucketResult")) {
-		rc = -EIO;
-		goto out;
-	}
-	text_into(child(root, "EncodingType"), tmp, sizeof(tmp));
-	url = strcmp(tmp, "url") == 0;
-	text_into(child(root, "IsTruncated"), tmp, sizeof(tmp));
-	truncated = strcmp(tmp, "true") == 0;
 	for (n = root->children; n; n = n->next)
 		if (named(n, "Contents") || named(n, "CommonPrefixes"))
 			cap++;
@@ -320,25 +336,16 @@ static int upload_of(xmlNodePtr n, bool url, struct lexfs_upload *u)
 
 int s3_xml_uploads(const char *body, size_t len, struct lexfs_upload_page *page)
 {
-	xmlDocPtr doc = parse(body, len);
+	xmlDocPtr doc;
 	xmlNodePtr root, n;
 	size_t cap = 0;
 	bool url, truncated;
-	char tmp[64];
 	int rc = 0;
 
 	memset(page, 0, sizeof(*page));
+	doc = listing_doc(body, len, "ListMultipartUploadsResult", &root, &url, &truncated);
 	if (!doc)
 		return -EIO;
-	root = xmlDocGetRootElement(doc);
-	if (!root || !named(root, "ListMultipartUploadsResult")) {
-		rc = -EIO;
-		goto out;
-	}
-	text_into(child(root, "EncodingType"), tmp, sizeof(tmp));
-	url = strcmp(tmp, "url") == 0;
-	text_into(child(root, "IsTruncated"), tmp, sizeof(tmp));
-	truncated = strcmp(tmp, "true") == 0;
 	for (n = root->children; n; n = n->next)
 		if (named(n, "Upload"))
 			cap++;

@@ -345,6 +345,16 @@ def _test_timeout():
     signal.signal(signal.SIGALRM, old)
 
 
+def wait_for(cond, timeout=60, what="condition"):
+    """Poll cond() until it is true (no sleeping out a cache: a condition to see)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.05)
+    pytest.fail("timed out waiting for " + what)
+
+
 def run(cmd, check=True, **kw):
     """Run a command (list), return CompletedProcess with text output."""
     kw.setdefault("timeout", 120)

@@ -7,7 +7,6 @@ import random
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import PY, Backend, _is_mounted, run
+from conftest import Backend, PY, _is_mounted, run, wait_for
 
 MIB = 1024 * 1024
 
@@ -26,15 +25,6 @@ def stats(m):
 
 def control(m, name, value):
     os.setxattr(m.path, "user.lexfs.control." + name, value.encode())
-
-
-def wait_for(cond, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail("timed out waiting for " + what)
 
 
 def body_of(i):

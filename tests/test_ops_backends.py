@@ -10,12 +10,11 @@ import re
 import signal
 import stat
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from conftest import lexfs_bin, make_tree, run, tree_state
+from conftest import lexfs_bin, make_tree, run, tree_state, wait_for
 from servers.s3 import ACCESS_KEY, SECRET_KEY
 from test_ops_metrics import parse_prometheus, value
 
@@ -24,15 +23,6 @@ NAMES = ["docs", "photos", "scratch"]
 
 def stats(m):
     return json.loads(os.getxattr(m.path, "user.lexfs.stats"))
-
-
-def wait_for(cond, timeout=60, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.05)
-    pytest.fail("timed out waiting for " + what)
 
 
 def write_config(path, text, mode=0o600):
