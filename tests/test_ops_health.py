@@ -16,6 +16,19 @@ def stats(m):
     return json.loads(os.getxattr(m.path, "user.lexfs.stats"))
 
 
+def outage_ops(m):
+    """Two operations that need the store: reading a file written before the outage
+    (the caches were dropped) and writing a new one."""
+    def read_before():
+        with open(os.path.join(m.path, "before"), "rb") as f:
+            f.read()
+
+    def write_during():
+        with open(os.path.join(m.path, "during"), "wb") as f:
+            f.write(b"x")
+    return read_before, write_during
+
+
 def wait_for(pred, timeout=15):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -121,15 +134,7 @@ def test_outage_of_a_real_server(mounter, tmp_path):
         assert "LEXFS-007" in h["last_error"], h
         subprocess.run(["setfattr", "-n", "user.lexfs.invalidate", "-v", "1", m.path],
                        check=True)
-
-        def read_before():
-            with open(os.path.join(m.path, "before"), "rb") as f:
-                f.read()
-
-        def write_during():
-            with open(os.path.join(m.path, "during"), "wb") as f:
-                f.write(b"x")
-
+        read_before, write_during = outage_ops(m)
         fails_within(30, read_before)
         fails_within(30, write_during)
         fails_within(30, lambda: os.listdir(m.path))
@@ -166,14 +171,7 @@ def test_hung_server_times_out(mounter, tmp_path):
         try:
             subprocess.run(["setfattr", "-n", "user.lexfs.invalidate", "-v", "1", m.path],
                            check=True)
-
-            def read_before():
-                with open(os.path.join(m.path, "before"), "rb") as f:
-                    f.read()
-
-            def write_during():
-                with open(os.path.join(m.path, "during"), "wb") as f:
-                    f.write(b"x")
+            read_before, write_during = outage_ops(m)
 
             # Two attempts of about 2 s each, and the back-off between them.
             fails_within(20, read_before, errno.ETIMEDOUT)
