@@ -176,13 +176,16 @@ static int reply_str_free(char *s, char *buf, size_t size)
 	return rc;
 }
 
-/* The cache does not know etags: ask the store (a file still held by the cache
- * may be clean, or about to be replaced by its upload). */
-static void pending_etag(struct fs *fs, struct fs_obj *o)
+/* A lookup may not know the etag: the cache does not keep etags (a file it holds
+ * may be clean, or about to be replaced by its upload), and a rename or metadata
+ * update recorded in the stat cache may not have learned the new one. Ask the
+ * store, so listxattr and the getxattr after it agree (rsync -X calls both). */
+static void file_etag(struct fs *fs, struct fs_obj *o)
 {
 	struct lexfs_objinfo oi = {0};
 
-	if (o->kind == FS_PENDING && !o->etag[0] && store_info(fs->st, o->key, &oi, NULL) == 0)
+	if ((o->kind == FS_PENDING || o->kind == FS_FILE) && !o->etag[0] &&
+	    store_info(fs->st, o->key, &oi, NULL) == 0)
 		snprintf(o->etag, sizeof(o->etag), "%s", oi.etag);
 	objinfo_free(&oi);
 }
@@ -270,7 +273,7 @@ static int lexfs_get(struct fs *fs, struct fs_obj *o, const char *name, char *bu
 		return rc ? rc : reply_str_free(s, buf, size);
 	}
 	if (strcmp(name, "user.lexfs.etag") == 0) {
-		pending_etag(fs, o);
+		file_etag(fs, o);
 		return o->etag[0] ? reply(o->etag, strlen(o->etag), buf, size) : -ENODATA;
 	}
 	if (strcmp(name, "user.lexfs.content_type") == 0)
@@ -380,7 +383,7 @@ int fs_listxattr(const char *path, char *list, size_t size)
 	if (o.kind == FS_FILE || o.kind == FS_PENDING) {
 		for (size_t i = 0; i < sizeof(file_names) / sizeof(file_names[0]) && !rc; i++)
 			rc = list_add(&l, file_names[i]);
-		pending_etag(fs, &o);
+		file_etag(fs, &o);
 		if (!rc && o.etag[0])
 			rc = list_add(&l, "user.lexfs.etag");
 		if (!rc && o.content_type[0])

@@ -148,6 +148,34 @@ def test_lexfs_xattrs_listed_and_read_only(mnt):
     assert os.getxattr(p, "user.lexfs.url").decode().endswith("f.txt")
 
 
+@pytest.mark.parametrize("evict", [False, True], ids=["cached", "evicted"])
+def test_every_listed_xattr_reads_after_rename_and_metadata_changes(mounter, backend, evict):
+    """rsync -X lists a file's xattrs, then reads each one: what listxattr names,
+    getxattr must answer, also right after the changes rsync makes (a temp file
+    renamed into place, its mode and times set, an xattr added), and whether or
+    not the cache still holds the file's data (a 1 MiB cache and a 2 MiB file
+    written after each step push it out)."""
+    b = backend.fresh()
+    mnt = mounter(b.source, opts=b.mount_opts() + ["cache_size=1m"], env=b.env)
+    d = Path(mnt.path)
+    tmp, final = d / ".a.txt.Xy12Zq", d / "a.txt"
+    tmp.write_bytes(b"rsync pattern\n")
+    steps = [("rename", lambda: os.rename(tmp, final)),
+             ("chmod", lambda: os.chmod(final, 0o640)),
+             ("utime", lambda: os.utime(final, (1_600_000_000, 1_600_000_000))),
+             ("setxattr", lambda: os.setxattr(final, "user.tag", b"t1"))]
+    for what, step in steps:
+        step()
+        if evict:
+            (d / "filler.bin").write_bytes(os.urandom(2 * 1024 * 1024))
+        names = os.listxattr(final)
+        assert "user.lexfs.etag" in names, what
+        for n in names:
+            assert os.getxattr(final, n), (what, n)
+    assert final.read_bytes() == b"rsync pattern\n"
+    assert os.getxattr(final, "user.tag") == b"t1"
+
+
 def test_presigned_url_present_and_expiry_suffix(mnt):
     p = mnt.path + "/f.txt"
     Path(p).write_text("x")
