@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import lexfs_bin, make_tree, run, tree_state, wait_for
+from conftest import ROOT, _is_mounted, lexfs_bin, make_tree, run, tree_state, wait_for
 from servers.s3 import ACCESS_KEY, SECRET_KEY
 from test_ops_metrics import parse_prometheus, value
 
@@ -418,6 +418,28 @@ storage = {
     assert r.returncode == 2, r.stderr
     assert "backend photos: the s3 backend failed its health check" in r.stderr
     assert not os.path.ismount(mnt)
+
+
+def test_fstab_line_mounts_the_named_backends(multi, tmp_path):
+    """An /etc/fstab line needs a SOURCE: `lexfs` there means "what the config
+    names", and mount.lexfs runs lexfs with the mountpoint only."""
+    mnt = tmp_path / "fstab-mnt"
+    mnt.mkdir()
+    env = dict(os.environ, LEXFS=str(lexfs_bin()))
+    env.update(multi.env)
+    r = subprocess.run(["sh", str(ROOT / "contrib" / "mount.lexfs"), "lexfs", str(mnt), "-o",
+                        "rw,_netdev,nofail,config=%s,cache_dir=%s" % (
+                            multi.config, tmp_path / "cache")],
+                       env=env, capture_output=True, text=True, timeout=60)
+    try:
+        assert r.returncode == 0, r.stderr
+        assert _is_mounted(str(mnt))
+        assert sorted(os.listdir(mnt)) == NAMES
+        (mnt / "docs" / "via-fstab.txt").write_bytes(b"fstab\n")
+        assert (multi.root / "via-fstab.txt").read_bytes() == b"fstab\n"
+    finally:
+        subprocess.run(["fusermount3", "-u", str(mnt)])
+        wait_for(lambda: not _is_mounted(str(mnt)), 30, "unmount")
 
 
 # ---- bad configurations ---------------------------------------------------------

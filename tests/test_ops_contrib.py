@@ -69,13 +69,15 @@ def test_fstab_examples_through_mount_helper(tmp_path):
                            env=dict(os.environ, LEXFS=lexfs_bin()))
         assert r.returncode == 0, r.stderr
         cmd = r.stderr.strip()
-        assert cmd.startswith("mount.lexfs: %s %s %s" % (lexfs_bin(), source, mnt)), cmd
+        args = (mnt,) if source == "lexfs" else (source, mnt)
+        assert cmd.startswith("mount.lexfs: %s %s" % (lexfs_bin(), " ".join(args))), cmd
         passed = cmd.split(" -o ", 1)[1].split(",") if " -o " in cmd else []
         for o in opts.split(","):
             dropped = o in ("_netdev", "nofail", "noauto", "defaults", "rw") or \
                 o.startswith("x-")
             assert (o not in passed) == dropped, (o, cmd)
     assert any("_netdev" in f[3] for f in lines)
+    assert any(f[0] == "lexfs" for f in lines)
 
 
 def test_fstab_options_are_valid_lexfs_options(tmp_path):
