@@ -43,7 +43,13 @@
  * one upload is bounded by the store's retry policy (drivers/store.c: max_retries
  * more tries, backoff at most retry_max_ms each) and, for the HTTP drivers, by
  * their connect and no-progress timeouts per try. A store that refuses at once
- * (a read-only local root, a revoked key) ends the drain at once.
+ * (a read-only local root, a revoked key) ends the drain at once. A store that
+ * is down (an upload of the drain fails with EIO or ETIMEDOUT: the retries
+ * already ran out) ends it too: the files not yet tried are not sent to wait out
+ * the same retries one after another, so an unmount with an unreachable endpoint
+ * takes about one upload's retries, not one per pending file. They stay in the
+ * journal like the failed ones. A refusal of one file (EACCES, EINVAL, EFBIG, ...)
+ * does not stop the others.
  *
  * A worker holds a reference on the entry of each job. A part job names its stream
  * by id: a job whose stream was aborted or whose part is no longer QUEUED is
@@ -106,6 +112,8 @@ struct upload_engine {
 	struct ujob *files; /* file jobs, unordered */
 	unsigned nfiles, nparts, active;
 	bool stop, draining;
+	bool store_down; /* the drain met a store that is down: try no more files */
+	unsigned drain_gen; /* drains so far: a job run in this one needs no other */
 	pthread_t *th;
 	unsigned nth;
 	uint64_t next_sid;
@@ -149,15 +157,17 @@ static int queue_part(struct cache *c, struct centry *e, struct stream *s, unsig
 	return 0;
 }
 
-/* Queue a file job for e, or make its queued one due at due_ms. With idle_only,
- * nothing is queued while a worker runs e's job: its outcome stands (the drain). */
+/* Queue a file job for e, or make its queued one due at due_ms. With idle_only (the
+ * drain), nothing is queued while a worker runs e's job or after a worker ran one
+ * in this drain: its outcome stands. */
 static void enqueue_file(struct cache *c, struct centry *e, int64_t due_ms, bool idle_only)
 {
 	struct upload_engine *u = c->up;
 	struct ujob *j;
 
 	pthread_mutex_lock(&u->lock);
-	if (idle_only && e->wbrunning > 0 && !e->wbjob) {
+	if (idle_only && !e->wbjob &&
+	    (e->wbrunning > 0 || (u->draining && e->drain_seen == u->drain_gen))) {
 		pthread_mutex_unlock(&u->lock);
 		return;
 	}
@@ -702,11 +712,18 @@ static void job_file(struct cache *c, struct ujob *j)
 	/* a file open for writing goes up when its last writer closes it */
 	skip = !e->dirty || !e->hashed || e->poison || (e->writers > 0 && !u->draining);
 	pthread_mutex_unlock(&e->lock);
+	if (!skip && __atomic_load_n(&u->store_down, __ATOMIC_ACQUIRE))
+		skip = true; /* the drain gave up: it stays in the journal */
 	if (skip)
 		goto done;
 	ret = centry_upload(c, e);
 	if (ret < 0) {
 		pthread_mutex_lock(&u->lock);
+		if (u->draining && (ret == -EIO || ret == -ETIMEDOUT) &&
+		    !__atomic_exchange_n(&u->store_down, true, __ATOMIC_ACQ_REL))
+			log_warn("cache: unmount: the store looks down (%s); the files not "
+				 "yet uploaded stay in the journal for the next mount",
+				 strerror(-ret));
 		if (!u->draining && !u->stop && !e->wbjob) {
 			int64_t delay = 1000LL << (j->tries < 6 ? j->tries : 6);
 
@@ -770,6 +787,8 @@ static void *worker(void *arg)
 			u->nfiles--;
 			best->e->wbjob = NULL;
 			best->e->wbrunning++;
+			if (u->draining)
+				best->e->drain_seen = u->drain_gen;
 			u->active++;
 			pthread_mutex_unlock(&u->lock);
 			job_file(c, best);
@@ -895,6 +914,13 @@ void upload_drain(struct cache *c)
 
 	if (!u)
 		return;
+	/* draining before the first job is queued: a job that fails is not requeued,
+	 * and a store that is down is noticed at its first failure */
+	pthread_mutex_lock(&u->lock);
+	u->draining = true;
+	u->drain_gen++;
+	__atomic_store_n(&u->store_down, false, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&u->lock);
 	/* every dirty entry gets a job (sync-mode failures, replayed files) */
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->tabsz; i++) {
@@ -922,7 +948,6 @@ void upload_drain(struct cache *c)
 	free(list);
 
 	pthread_mutex_lock(&u->lock);
-	u->draining = true;
 	pthread_cond_broadcast(&u->cond);
 	while (u->nfiles || u->nparts || u->active) {
 		struct timespec ts;

@@ -1529,6 +1529,73 @@ static void test_drain_does_not_repeat_a_running_upload(void)
 	drop_cache(&fx); /* now it goes up */
 }
 
+/* Unmount with many files pending: a store that refuses each file (EACCES) is asked
+ * about every one, but a store that is down (EIO after the retries) ends the drain
+ * after the uploads already running, instead of one upload's retries per file. All
+ * of them stay in the journal, and the next drain with a working store sends them. */
+static void test_drain_stops_when_the_store_is_down(void)
+{
+	enum { NFILES = 30 };
+	struct jview v[NFILES * 4];
+	struct fixture fx;
+	struct cache_file *f;
+	char dir[4200], jpath[4300], logp[4300], key[32], body[32];
+	uint64_t up0;
+	int n, live = 0;
+
+	jdir("store-down", dir, sizeof(dir), jpath, sizeof(jpath));
+	snprintf(logp, sizeof(logp), "%s.log", dir);
+	CHECK_INT(make_cache(&fx, 3600, dir, 0, MIB), 0);
+	for (int i = 0; i < NFILES; i++) {
+		snprintf(key, sizeof(key), "d/f%02d", i);
+		snprintf(body, sizeof(body), "file %d", i);
+		CHECK_INT(cache_open(fx.c, key, O_WRONLY | O_CREAT, NULL, NULL, NULL, &f), 0);
+		CHECK_INT(cache_write(f, body, strlen(body), 0), (long long)strlen(body));
+		CHECK_INT(cache_release(f), 0);
+	}
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), NFILES);
+
+	/* refused, file by file: each one is tried */
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "error_rate=1,errno=EACCES", NULL), 0);
+	up0 = store_calls(fx.c, STORE_OP_UPLOAD);
+	log_to(logp);
+	upload_drain(fx.c);
+	log_back();
+	CHECK_INT(store_calls(fx.c, STORE_OP_UPLOAD) - up0, NFILES);
+	CHECK(!file_has(logp, "the store looks down"));
+
+	/* down: the drain stops after what was running (upload_concurrency = 3) */
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "off,error_rate=1", NULL), 0);
+	up0 = store_calls(fx.c, STORE_OP_UPLOAD);
+	snprintf(logp, sizeof(logp), "%s-down.log", dir);
+	log_to(logp);
+	upload_drain(fx.c);
+	log_back();
+	printf("drain of %d files with the store down: %llu uploads tried\n", NFILES,
+	       (unsigned long long)(store_calls(fx.c, STORE_OP_UPLOAD) - up0));
+	CHECK(store_calls(fx.c, STORE_OP_UPLOAD) - up0 <= 3);
+	CHECK(file_has(logp, "the store looks down"));
+	CHECK(file_has(logp, "30 of 30 file(s) could not be uploaded"));
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), NFILES);
+	n = jview_read(jpath, v, NFILES * 4);
+	for (int i = 0; i < NFILES; i++) {
+		snprintf(key, sizeof(key), "d/f%02d", i);
+		live += jview_live(v, n, key);
+	}
+	CHECK_INT(live, NFILES);
+
+	/* back: the next drain sends every one */
+	CHECK_INT(store_control(cache_store(fx.c), "fault", "off", NULL), 0);
+	upload_drain(fx.c);
+	for (int i = 0; i < NFILES; i++) {
+		snprintf(key, sizeof(key), "d/f%02d", i);
+		snprintf(body, sizeof(body), "file %d", i);
+		CHECK(obj_is(fx.c, key, body));
+	}
+	CHECK_INT(stat_of(fx.c, "pending_uploads"), 0);
+	drop_cache(&fx);
+}
+
 /* Clean cached data is evicted least recently used first; a file used again moves
  * to the front. Files written through the cache stay as clean data after their
  * upload (reads of other files go to the store and keep nothing on disk). */
@@ -1650,6 +1717,7 @@ int main(int argc, char **argv)
 	test_journal_compacted();
 	test_unmount_keeps_what_it_cannot_upload();
 	test_drain_does_not_repeat_a_running_upload();
+	test_drain_stops_when_the_store_is_down();
 	test_eviction_is_lru();
 	test_eviction_spares_dirty();
 	return check_done("cache_test");
