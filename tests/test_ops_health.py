@@ -5,6 +5,7 @@ mount), and the SIGUSR1 / SIGUSR2 log controls."""
 import errno
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -183,6 +184,54 @@ def test_hung_server_times_out(mounter, tmp_path):
         with open(os.path.join(m.path, "after"), "wb") as f:
             f.write(b"back")
         assert be.client().download_blob("after").readall() == b"back"
+    finally:
+        stop_azurite(srv)
+
+
+def test_unmount_with_the_server_hung_keeps_the_files(mounter, tmp_path):
+    """Write-back files pending when Azurite stops answering (SIGSTOP): the unmount
+    tries the uploads it can run at once (upload_concurrency=4), sees the store is
+    down and leaves every file in the journal, so it takes about one upload's
+    retries, not one per file (16 files would be 4 rounds of them). Azurite runs
+    again: the next mount uploads every file with its bytes."""
+    from servers.azurite import AzureBackend, start_azurite, stop_azurite
+    from test_cache_writeback import journal_records, live_keys
+
+    srv = start_azurite(str(tmp_path / "azurite"))
+    try:
+        srv.create_container("drain")
+        be = AzureBackend(srv, "drain")
+        m = mounter(be.source, env=be.env,
+                    opts=be.mount_opts() + ["writeback=3600", "timeout=2", "max_retries=1",
+                                            "upload_concurrency=4"])
+        m.expect_errors(r"LEXFS-00|failed|cannot|upload|timed out|looks down|not uploaded")
+        files = {"w%02d" % i: b"pending %d\n" % i for i in range(16)}
+        for name, data in files.items():
+            with open(os.path.join(m.path, name), "wb") as f:
+                f.write(data)
+        assert stats(m)["pending_uploads"] == len(files)
+        os.kill(srv.proc.pid, signal.SIGSTOP)
+        try:
+            t0 = time.monotonic()
+            m.unmount()
+            elapsed = time.monotonic() - t0
+        finally:
+            os.kill(srv.proc.pid, signal.SIGCONT)
+        print("unmount of %d pending files, server hung: %.1f s" % (len(files), elapsed))
+        # the uploads running when the store was seen down, not one per file
+        tried = re.findall(r"upload of (w\d\d) failed", m.log)
+        assert 1 <= len(tried) <= 4, tried
+        assert elapsed < 40, m.log  # 4 rounds of one upload each: about 60 s
+        assert m.exit_codes[-1] == 0
+        assert "the store looks down" in m.log
+        assert "16 of 16 file(s) could not be uploaded" in m.log
+        assert live_keys(journal_records(os.path.join(m.cache_dir, "journal"))) == \
+            sorted(files)
+
+        m.start()
+        assert wait_for(lambda: stats(m)["pending_uploads"] == 0, 60), stats(m)
+        for name, data in files.items():
+            assert be.client().download_blob(name).readall() == data, name
     finally:
         stop_azurite(srv)
 
