@@ -273,7 +273,34 @@ struct xfer {
 	int sink_err;       /* sink's -errno when it stopped the transfer */
 	int src_err;	    /* -errno when the body's source could not be read */
 	uint64_t delivered; /* bytes given to the sink, all attempts */
+	int64_t stall_us;   /* no bytes moved for this long: give up (timeout_ms) */
+	int64_t moved_us;   /* when bytes last moved, this attempt */
+	curl_off_t moved;   /* bytes up + down so far, this attempt */
+	bool stalled;       /* xferinfo_cb stopped the attempt for want of progress */
 };
+
+static int64_t now_us(void);
+
+/* The "no progress for timeout_ms" rule. CURLOPT_LOW_SPEED_TIME alone is late: it
+ * averages over a window of several seconds, so a request whose body went out at
+ * once (the server then hangs) was only given up about 6 s after timeout_ms. */
+static int xferinfo_cb(void *arg, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+		       curl_off_t ulnow)
+{
+	struct xfer *x = arg;
+	int64_t now = now_us();
+
+	(void)dltotal;
+	(void)ultotal;
+	if (dlnow + ulnow != x->moved) {
+		x->moved = dlnow + ulnow;
+		x->moved_us = now;
+	} else if (now - x->moved_us > x->stall_us) {
+		x->stalled = true;
+		return 1; /* CURLE_ABORTED_BY_CALLBACK */
+	}
+	return 0;
+}
 
 static size_t read_cb(char *dst, size_t size, size_t nmemb, void *arg)
 {
@@ -508,7 +535,11 @@ static int setup_handle(struct http_client *c, CURL *h, struct http_req *req, st
 	curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, (long)c->conf.connect_timeout_ms);
 	/* "No progress for timeout_ms" rather than a cap on the whole transfer, which
 	 * would break large objects on slow links. */
-	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+	x->stall_us = (int64_t)c->conf.timeout_ms * 1000;
+	curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, xferinfo_cb);
+	curl_easy_setopt(h, CURLOPT_XFERINFODATA, x);
+	curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L); /* a backstop */
 	curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, (long)(c->conf.timeout_ms + 999) / 1000);
 	curl_easy_setopt(h, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 0L);
@@ -617,6 +648,9 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 		x.status = 0;
 		x.sink_err = 0;
 		x.src_err = 0;
+		x.moved = 0;
+		x.moved_us = t0;
+		x.stalled = false;
 		errbuf[0] = '\0';
 
 		if (req->sign) {
@@ -635,6 +669,9 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 			break;
 		}
 		cc = curl_easy_perform(h);
+		if (cc == CURLE_ABORTED_BY_CALLBACK && x.stalled)
+			snprintf(errbuf, CURL_ERROR_SIZE, "timed out: no bytes moved for %d ms",
+				 c->conf.timeout_ms);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
 		curl_slist_free_all(hdrs);
 		resp->status = (int)status;
@@ -674,8 +711,10 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 			break;
 		}
 		if (cc != CURLE_OK) {
-			bool timeout = cc == CURLE_OPERATION_TIMEDOUT;
-			retry = curl_retryable(cc) && x.delivered == 0;
+			bool timeout = cc == CURLE_OPERATION_TIMEDOUT ||
+				       (cc == CURLE_ABORTED_BY_CALLBACK && x.stalled);
+
+			retry = (curl_retryable(cc) || timeout) && x.delivered == 0;
 			if (!retry || req->no_retry || attempt >= c->conf.max_retries) {
 				int e = timeout ? ETIMEDOUT : EIO;
 				rc = lexfs_fail(err, LEXFS_E_UNAVAILABLE, e,
@@ -684,7 +723,7 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 						attempt + 1, attempt ? "s" : "",
 						errbuf[0] ? errbuf : curl_easy_strerror(cc));
 				if (err)
-					err->retryable = curl_retryable(cc);
+					err->retryable = curl_retryable(cc) || timeout;
 				break;
 			}
 		} else {

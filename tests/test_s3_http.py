@@ -633,6 +633,10 @@ def test_request_timeout_is_retried_through_the_mount(fake, mounter):
     assert time.monotonic() - t0 < STALL_S
     assert len(_requests(fake, "GET", "slow.bin")) >= 2
     assert re.search(r"GET \S+/slow.bin .*curl: .*(too slow|timed out)", m.log), m.log
+    # ... and given up about when timeout= says: 1 s without a byte (the check runs
+    # about once a second), not the several more seconds curl's speed average takes
+    first = re.search(r"GET \S+/slow.bin .*curl: .* (\d+)ms try=1", m.log)
+    assert first and int(first.group(1)) < 2600, m.log
 
 
 def test_put_whose_source_shrinks_during_the_upload_is_not_retried(fake, tmp_path):
