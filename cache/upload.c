@@ -941,6 +941,13 @@ void upload_drain(struct cache *c)
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
+	if (n) {
+		/* the first progress line, before any job can end the drain */
+		left = dirty_files(c, &bytes);
+		log_notice("cache: unmount: %zu of %zu file(s) still to upload (%" PRIu64 " bytes)",
+			   left, n, bytes);
+		last_log = cache_now_ms();
+	}
 	for (size_t i = 0; i < n; i++) {
 		enqueue_file(c, list[i], 0, true); /* a running upload is its last try */
 		centry_put(c, list[i]);
