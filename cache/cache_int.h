@@ -122,7 +122,6 @@ struct centry {
 	uint64_t seq_end;      /* end of the last write, for sequential detection */
 	struct ujob *wbjob;    /* queued write-back upload; guarded by the engine lock */
 	unsigned wbrunning;    /* its file jobs workers are running; engine lock */
-	unsigned drain_seen;   /* the drain (its number) that ran a job of it; engine lock */
 	/* upload progress (read by stats without e->lock: relaxed) */
 	uint64_t up_total;
 	uint64_t up_done;

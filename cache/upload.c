@@ -113,7 +113,6 @@ struct upload_engine {
 	unsigned nfiles, nparts, active;
 	bool stop, draining;
 	bool store_down; /* the drain met a store that is down: try no more files */
-	unsigned drain_gen; /* drains so far: a job run in this one needs no other */
 	pthread_t *th;
 	unsigned nth;
 	uint64_t next_sid;
@@ -157,55 +156,42 @@ static int queue_part(struct cache *c, struct centry *e, struct stream *s, unsig
 	return 0;
 }
 
-/* Queue a file job for e, or make its queued one due at due_ms. With idle_only (the
- * drain), nothing is queued while a worker runs e's job or after a worker ran one
- * in this drain: its outcome stands. */
-static void enqueue_file(struct cache *c, struct centry *e, int64_t due_ms, bool idle_only)
+/* Make e's queued file job due at due_ms, or queue j (a new job) for it. u->lock
+ * held. Returns true when j was used (it holds a reference on e then). */
+static bool file_job_locked(struct upload_engine *u, struct centry *e, struct ujob *j,
+			    int64_t due_ms)
 {
-	struct upload_engine *u = c->up;
-	struct ujob *j;
-
-	pthread_mutex_lock(&u->lock);
-	if (idle_only && !e->wbjob &&
-	    (e->wbrunning > 0 || (u->draining && e->drain_seen == u->drain_gen))) {
-		pthread_mutex_unlock(&u->lock);
-		return;
-	}
 	if (e->wbjob) {
 		e->wbjob->due_ms = due_ms; /* a newer close restarts the delay */
-		pthread_cond_broadcast(&u->cond);
-		pthread_mutex_unlock(&u->lock);
-		return;
+		return false;
 	}
-	pthread_mutex_unlock(&u->lock);
-	j = calloc(1, sizeof(*j));
-	if (!j) {
-		log_err("cache: out of memory queueing an upload; it will run at unmount");
-		return;
-	}
+	if (!j)
+		return false;
 	centry_hold_more(e);
 	j->e = e;
 	j->due_ms = due_ms;
-	pthread_mutex_lock(&u->lock);
-	if (e->wbjob) {
-		/* raced with another enqueue */
-		e->wbjob->due_ms = due_ms;
-		pthread_mutex_unlock(&u->lock);
-		centry_put(c, e);
-		free(j);
-		return;
-	}
-	e->wbjob = j;
 	j->next = u->files;
 	u->files = j;
 	u->nfiles++;
-	pthread_cond_broadcast(&u->cond);
-	pthread_mutex_unlock(&u->lock);
+	e->wbjob = j;
+	return true;
 }
 
 void upload_enqueue(struct cache *c, struct centry *e, int64_t due_ms)
 {
-	enqueue_file(c, e, due_ms, false);
+	struct upload_engine *u = c->up;
+	struct ujob *j = calloc(1, sizeof(*j));
+	bool had, used;
+
+	pthread_mutex_lock(&u->lock);
+	had = e->wbjob != NULL;
+	used = file_job_locked(u, e, j, due_ms);
+	pthread_cond_broadcast(&u->cond);
+	pthread_mutex_unlock(&u->lock);
+	if (!used)
+		free(j);
+	if (!had && !used) /* no job, and none could be made */
+		log_err("cache: out of memory queueing an upload; it will run at unmount");
 }
 
 /* ---- streams ------------------------------------------------------------------ */
@@ -787,8 +773,6 @@ static void *worker(void *arg)
 			u->nfiles--;
 			best->e->wbjob = NULL;
 			best->e->wbrunning++;
-			if (u->draining)
-				best->e->drain_seen = u->drain_gen;
 			u->active++;
 			pthread_mutex_unlock(&u->lock);
 			job_file(c, best);
@@ -908,19 +892,13 @@ void upload_drain(struct cache *c)
 {
 	struct upload_engine *u = c->up;
 	struct centry **list = NULL;
+	struct ujob **jobs = NULL;
 	size_t n = 0, cap = 0, left;
 	uint64_t bytes;
 	int64_t last_log = 0;
 
 	if (!u)
 		return;
-	/* draining before the first job is queued: a job that fails is not requeued,
-	 * and a store that is down is noticed at its first failure */
-	pthread_mutex_lock(&u->lock);
-	u->draining = true;
-	u->drain_gen++;
-	__atomic_store_n(&u->store_down, false, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&u->lock);
 	/* every dirty entry gets a job (sync-mode failures, replayed files) */
 	pthread_mutex_lock(&c->lock);
 	for (size_t i = 0; i < c->tabsz; i++) {
@@ -948,10 +926,27 @@ void upload_drain(struct cache *c)
 			   left, n, bytes);
 		last_log = cache_now_ms();
 	}
+	jobs = n ? calloc(n, sizeof(*jobs)) : NULL;
+	for (size_t i = 0; jobs && i < n; i++)
+		jobs[i] = calloc(1, sizeof(**jobs)); /* NULL: out of memory, no try */
+	/* One critical section queues the jobs and starts the drain: no worker runs a
+	 * job of it before the drain has begun (so a failure is not requeued and a
+	 * store that is down is seen at once), and each entry gets one try. An upload
+	 * running now is its entry's try. */
+	pthread_mutex_lock(&u->lock);
+	for (size_t i = 0; i < n; i++)
+		if ((list[i]->wbrunning == 0 || list[i]->wbjob) &&
+		    file_job_locked(u, list[i], jobs ? jobs[i] : NULL, 0))
+			jobs[i] = NULL;
+	u->draining = true;
+	__atomic_store_n(&u->store_down, false, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&u->lock);
 	for (size_t i = 0; i < n; i++) {
-		enqueue_file(c, list[i], 0, true); /* a running upload is its last try */
+		if (jobs)
+			free(jobs[i]);
 		centry_put(c, list[i]);
 	}
+	free(jobs);
 	free(list);
 
 	pthread_mutex_lock(&u->lock);
