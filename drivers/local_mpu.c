@@ -63,7 +63,6 @@ static int write_record(lexfs_drv *d, const lexfs_mpu *m)
 			      (json_int_t)time(NULL));
 	char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	int dfd = -1, fd = -1, rc = -ENOMEM;
-	ssize_t w;
 
 	json_decref(o);
 	if (!text)
@@ -76,8 +75,7 @@ static int write_record(lexfs_drv *d, const lexfs_mpu *m)
 		rc = -errno;
 		goto out;
 	}
-	w = write(fd, text, strlen(text));
-	rc = w < 0 ? -errno : (size_t)w == strlen(text) ? 0 : -EIO;
+	rc = local_write_src(fd, &(struct lexfs_src){.buf = text, .len = strlen(text)});
 out:
 	if (fd >= 0)
 		close(fd);
@@ -280,8 +278,6 @@ int local_mp_list(lexfs_drv *d, const char *prefix, const char *token, unsigned 
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (max == 0)
-		max = 1000;
 	rc = local_read_dir(d, d->mpu_fd, false, "", &v, &n);
 	if (rc)
 		return local_fail_errno(err, -rc, "list multipart uploads under", prefix);
@@ -313,7 +309,7 @@ int local_mp_list(lexfs_drv *d, const char *prefix, const char *token, unsigned 
 			rc = local_fail_errno(err, -rc, "read multipart upload", v[i].name);
 			break;
 		}
-		if (strncmp(key, prefix, plen) != 0 && !(key[0] == '\0' && plen == 0)) {
+		if (strncmp(key, prefix, plen) != 0) {
 			free(key);
 			continue;
 		}

@@ -801,9 +801,9 @@ static void mpu_free(struct lexfs_mpu *m)
 	free(m);
 }
 
-static char *upload_query(const struct lexfs_mpu *m, unsigned partno)
+static char *upload_query(const char *upload_id, unsigned partno)
 {
-	char *eid = http_uri_encode(m->upload_id, false);
+	char *eid = http_uri_encode(upload_id, false);
 	struct buf b = BUF_INIT(0);
 	int rc;
 
@@ -908,7 +908,7 @@ static int s3_mp_part(lexfs_drv *d, lexfs_mpu *m, unsigned partno, const struct 
 		return lexfs_fail(err, LEXFS_E_UNAVAILABLE, EIO,
 				  "UploadPart %s part %u: injected fault", m->key, partno);
 	}
-	q = upload_query(m, partno);
+	q = upload_query(m->upload_id, partno);
 	if (!q)
 		return lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
 	call.query = q;
@@ -944,12 +944,14 @@ out:
 	return rc;
 }
 
-/* Abort the upload on the server (without freeing m). */
-static int mp_abort_remote(struct lexfs_drv *d, struct lexfs_mpu *m, struct lexfs_err *err)
+/* AbortMultipartUpload of one upload (s3_int.h): NoSuchUpload (404) means someone
+ * completed or aborted it meanwhile, which is success. */
+int s3_mp_abort_id(struct lexfs_drv *d, const char *key, const char *upload_id,
+		   struct lexfs_err *err)
 {
-	struct s3_call call = { .method = "DELETE", .key = m->key };
+	struct s3_call call = { .method = "DELETE", .key = key };
 	struct http_resp resp;
-	char *q = upload_query(m, 0);
+	char *q = upload_query(upload_id, 0);
 	int rc;
 
 	if (!q)
@@ -958,13 +960,19 @@ static int mp_abort_remote(struct lexfs_drv *d, struct lexfs_mpu *m, struct lexf
 	http_resp_init(&resp);
 	rc = s3_perform(d, &call, &resp, err);
 	if (!rc && !ok2xx(&resp) && resp.status != 404)
-		rc = s3_status_error(d, &resp, "AbortMultipartUpload", m->key, err);
-	__atomic_add_fetch(&d->n_abort, 1, __ATOMIC_RELAXED);
-	log_trace(LOGC_S3, "%s: AbortMultipartUpload %s -> %d", drv_name(d), m->key, rc);
+		rc = s3_status_error(d, &resp, "AbortMultipartUpload", key, err);
+	log_trace(LOGC_S3, "%s: AbortMultipartUpload %s -> %d", drv_name(d), key, rc);
 	free(q);
 	call_free(&call);
 	http_resp_free(&resp);
 	return rc;
+}
+
+/* Abort the upload on the server (without freeing m). */
+static int mp_abort_remote(struct lexfs_drv *d, struct lexfs_mpu *m, struct lexfs_err *err)
+{
+	__atomic_add_fetch(&d->n_abort, 1, __ATOMIC_RELAXED);
+	return s3_mp_abort_id(d, m->key, m->upload_id, err);
 }
 
 static int mp_complete_remote(struct lexfs_drv *d, struct lexfs_mpu *m, unsigned nparts,
@@ -997,7 +1005,7 @@ static int mp_complete_remote(struct lexfs_drv *d, struct lexfs_mpu *m, unsigned
 	}
 	if (!rc)
 		rc = buf_adds(&body, "</CompleteMultipartUpload>");
-	q = upload_query(m, 0);
+	q = upload_query(m->upload_id, 0);
 	if (rc || !q) {
 		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
 		goto out;
@@ -1135,7 +1143,7 @@ static int part_copy(struct pcopy *pc, unsigned partno, struct lexfs_err *err)
 	uint64_t a = (uint64_t)(partno - 1) * pc->part;
 	uint64_t b = a + pc->part > pc->size ? pc->size - 1 : a + pc->part - 1;
 	char range[80], trace[64];
-	char *q = upload_query(pc->m, partno), *etq = NULL;
+	char *q = upload_query(pc->m->upload_id, partno), *etq = NULL;
 	char etag[96];
 	int rc;
 

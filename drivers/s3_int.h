@@ -36,7 +36,7 @@ int s3_perform(struct lexfs_drv *d, struct s3_call *call, struct http_resp *resp
 int s3_status_error(struct lexfs_drv *d, const struct http_resp *resp, const char *op,
 		    const char *key, struct lexfs_err *err);
 
-/* s3_mpu.c: the mp_list and mp_abort_id slots (driver.h). */
+/* The mp_list (s3_mpu.c) and mp_abort_id (s3.c) slots (driver.h). */
 int s3_mp_list(struct lexfs_drv *d, const char *prefix, const char *token, unsigned max,
 	       struct lexfs_upload_page *out, struct lexfs_err *err);
 int s3_mp_abort_id(struct lexfs_drv *d, const char *key, const char *upload_id,

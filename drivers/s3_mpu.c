@@ -69,7 +69,7 @@ int s3_mp_list(struct lexfs_drv *d, const char *prefix, const char *token, unsig
 
 	memset(out, 0, sizeof(*out));
 	http_resp_init(&resp);
-	rc = list_query(&q, prefix ? prefix : "", token, max ? max : 1000);
+	rc = list_query(&q, prefix, token, max); /* store_mp_list: prefix set, max 1..1000 */
 	if (rc) {
 		rc = rc == -EINVAL ? lexfs_fail(err, LEXFS_E_STORAGE, EINVAL,
 						"ListMultipartUploads: not a page token of lexfs")
@@ -82,7 +82,7 @@ int s3_mp_list(struct lexfs_drv *d, const char *prefix, const char *token, unsig
 		goto out;
 	if (resp.status < 200 || resp.status >= 300) {
 		rc = s3_status_error(d, &resp, "ListMultipartUploads",
-				     prefix && *prefix ? prefix : NULL, err);
+				     *prefix ? prefix : NULL, err);
 		goto out;
 	}
 	rc = s3_xml_uploads(resp.body.data, resp.body.len, out);
@@ -93,34 +93,6 @@ int s3_mp_list(struct lexfs_drv *d, const char *prefix, const char *token, unsig
 		log_trace(LOGC_S3, "s3: ListMultipartUploads %s: %zu uploads%s", prefix, out->n,
 			  out->next_token ? ", more" : "");
 out:
-	http_headers_free(&call.headers);
-	http_resp_free(&resp);
-	buf_free(&q);
-	return rc;
-}
-
-int s3_mp_abort_id(struct lexfs_drv *d, const char *key, const char *upload_id,
-		   struct lexfs_err *err)
-{
-	struct s3_call call = {.method = "DELETE", .key = key, .trace = key};
-	struct buf q = BUF_INIT(0);
-	struct http_resp resp;
-	char *eid = http_uri_encode(upload_id, false);
-	int rc;
-
-	http_resp_init(&resp);
-	if (!eid || buf_addf(&q, "uploadId=%s", eid)) {
-		rc = lexfs_fail(err, LEXFS_E_STORAGE, ENOMEM, "out of memory");
-		goto out;
-	}
-	call.query = buf_cstr(&q);
-	rc = s3_perform(d, &call, &resp, err);
-	/* NoSuchUpload (404): someone completed or aborted it meanwhile. */
-	if (!rc && (resp.status < 200 || resp.status >= 300) && resp.status != 404)
-		rc = s3_status_error(d, &resp, "AbortMultipartUpload", key, err);
-	log_trace(LOGC_S3, "s3: AbortMultipartUpload %s (listed) -> %d", key, rc);
-out:
-	free(eid);
 	http_headers_free(&call.headers);
 	http_resp_free(&resp);
 	buf_free(&q);
