@@ -354,6 +354,8 @@ void meta_cache_stat_put(struct cache *c, const char *key, const struct lexfs_ob
 	pthread_mutex_unlock(&mc->lock);
 }
 
+static struct mc_list *list_live(struct meta_cache *mc, const char *prefix, int64_t now);
+
 int meta_cache_list_get(struct cache *c, const char *prefix, struct lexfs_list_page *out)
 {
 	struct meta_cache *mc = c->mc;
@@ -363,11 +365,7 @@ int meta_cache_list_get(struct cache *c, const char *prefix, struct lexfs_list_p
 	if (!mc || c->conf.list_ttl_ms <= 0)
 		return 0;
 	pthread_mutex_lock(&mc->lock);
-	l = *list_slot(mc, prefix);
-	if (l && l->expires <= cache_now_ms()) {
-		list_remove(mc, prefix);
-		l = NULL;
-	}
+	l = list_live(mc, prefix, cache_now_ms());
 	if (!l) {
 		mc->list_misses++;
 	} else if (page_copy(out, &l->page) == 0) {
@@ -494,9 +492,10 @@ void meta_cache_note_put(struct cache *c, const char *key, const struct lexfs_ob
 		drop_where(mc, "", false, 0);
 		goto out;
 	}
-	stat_remove(mc, key);
 	if (c->conf.stat_ttl_ms > 0)
-		stat_put_locked(c, mc, key, oi, now + c->conf.stat_ttl_ms);
+		stat_put_locked(c, mc, key, oi, now + c->conf.stat_ttl_ms); /* replaces */
+	else
+		stat_remove(mc, key);
 	/* The object goes into its directory's listing, then each directory into its
 	 * parent's as a prefix: "a/b/c" -> listing "a/b/" gets "a/b/c", "a/" gets
 	 * "a/b/", "" gets "a/". A listing that cannot take it is dropped. */
@@ -552,9 +551,10 @@ void meta_cache_note_delete(struct cache *c, const char *key)
 	}
 	pthread_mutex_lock(&mc->lock);
 	mc->epoch++;
-	stat_remove(mc, key);
 	if (c->conf.stat_ttl_ms > 0)
 		stat_put_locked(c, mc, key, NULL, cache_now_ms() + c->conf.stat_ttl_ms);
+	else
+		stat_remove(mc, key);
 	l = list_live(mc, dkey, cache_now_ms());
 	if (l) {
 		long at = page_find(&l->page, key);

@@ -180,18 +180,25 @@ static bool file_job_locked(struct upload_engine *u, struct centry *e, struct uj
 void upload_enqueue(struct cache *c, struct centry *e, int64_t due_ms)
 {
 	struct upload_engine *u = c->up;
-	struct ujob *j = calloc(1, sizeof(*j));
-	bool had, used;
+	struct ujob *j = NULL;
+	bool used = false;
 
 	pthread_mutex_lock(&u->lock);
-	had = e->wbjob != NULL;
-	used = file_job_locked(u, e, j, due_ms);
+	if (!file_job_locked(u, e, NULL, due_ms) && !e->wbjob) {
+		/* a new job: allocated outside the lock, and queued unless another
+		 * enqueue did it meanwhile */
+		pthread_mutex_unlock(&u->lock);
+		j = calloc(1, sizeof(*j));
+		pthread_mutex_lock(&u->lock);
+		used = file_job_locked(u, e, j, due_ms);
+		if (!j && !e->wbjob)
+			log_err("cache: out of memory queueing an upload; it will run at "
+				"unmount");
+	}
 	pthread_cond_broadcast(&u->cond);
 	pthread_mutex_unlock(&u->lock);
 	if (!used)
 		free(j);
-	if (!had && !used) /* no job, and none could be made */
-		log_err("cache: out of memory queueing an upload; it will run at unmount");
 }
 
 /* ---- streams ------------------------------------------------------------------ */
@@ -870,6 +877,12 @@ void upload_engine_stop(struct cache *c)
 }
 
 /* Files not uploaded yet and their bytes. Takes c->lock. */
+static void drain_progress(size_t left, size_t n, uint64_t bytes)
+{
+	log_notice("cache: unmount: %zu of %zu file(s) still to upload (%" PRIu64 " bytes)", left,
+		   n, bytes);
+}
+
 static size_t dirty_files(struct cache *c, uint64_t *bytes)
 {
 	size_t n = 0;
@@ -894,7 +907,7 @@ void upload_drain(struct cache *c)
 	struct centry **list = NULL;
 	struct ujob **jobs = NULL;
 	size_t n = 0, cap = 0, left;
-	uint64_t bytes;
+	uint64_t bytes = 0;
 	int64_t last_log = 0;
 
 	if (!u)
@@ -916,14 +929,13 @@ void upload_drain(struct cache *c)
 			}
 			__atomic_add_fetch(&e->refs, 1, __ATOMIC_ACQ_REL);
 			list[n++] = e;
+			bytes += e->size;
 		}
 	}
 	pthread_mutex_unlock(&c->lock);
 	if (n) {
 		/* the first progress line, before any job can end the drain */
-		left = dirty_files(c, &bytes);
-		log_notice("cache: unmount: %zu of %zu file(s) still to upload (%" PRIu64 " bytes)",
-			   left, n, bytes);
+		drain_progress(n, n, bytes);
 		last_log = cache_now_ms();
 	}
 	jobs = n ? calloc(n, sizeof(*jobs)) : NULL;
@@ -959,9 +971,7 @@ void upload_drain(struct cache *c)
 			/* the count takes c->lock, which comes before the engine lock */
 			pthread_mutex_unlock(&u->lock);
 			left = dirty_files(c, &bytes);
-			log_notice("cache: unmount: %zu of %zu file(s) still to upload (%" PRIu64
-				   " bytes)",
-				   left, n, bytes);
+			drain_progress(left, n, bytes);
 			last_log = now;
 			pthread_mutex_lock(&u->lock);
 			continue;

@@ -179,14 +179,20 @@ static int reply_str_free(char *s, char *buf, size_t size)
 /* A lookup may not know the etag: the cache does not keep etags (a file it holds
  * may be clean, or about to be replaced by its upload), and a rename or metadata
  * update recorded in the stat cache may not have learned the new one. Ask the
- * store, so listxattr and the getxattr after it agree (rsync -X calls both). */
+ * store, so listxattr and the getxattr after it agree (rsync -X calls both); what
+ * it says of a file the cache does not hold goes into the stat cache, so the next
+ * call needs no request. */
 static void file_etag(struct fs *fs, struct fs_obj *o)
 {
 	struct lexfs_objinfo oi = {0};
+	uint64_t epoch = meta_cache_epoch(fs->cache);
 
 	if ((o->kind == FS_PENDING || o->kind == FS_FILE) && !o->etag[0] &&
-	    store_info(fs->st, o->key, &oi, NULL) == 0)
+	    store_info(fs->st, o->key, &oi, NULL) == 0) {
 		snprintf(o->etag, sizeof(o->etag), "%s", oi.etag);
+		if (o->kind == FS_FILE)
+			meta_cache_stat_put(fs->cache, o->key, &oi, epoch);
+	}
 	objinfo_free(&oi);
 }
 

@@ -669,7 +669,7 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 			break;
 		}
 		cc = curl_easy_perform(h);
-		if (cc == CURLE_ABORTED_BY_CALLBACK && x.stalled)
+		if (x.stalled) /* xferinfo_cb ended it (CURLE_ABORTED_BY_CALLBACK) */
 			snprintf(errbuf, CURL_ERROR_SIZE, "timed out: no bytes moved for %d ms",
 				 c->conf.timeout_ms);
 		curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
@@ -711,8 +711,7 @@ int http_perform(struct http_client *c, struct http_req *req, struct http_resp *
 			break;
 		}
 		if (cc != CURLE_OK) {
-			bool timeout = cc == CURLE_OPERATION_TIMEDOUT ||
-				       (cc == CURLE_ABORTED_BY_CALLBACK && x.stalled);
+			bool timeout = cc == CURLE_OPERATION_TIMEDOUT || x.stalled;
 
 			retry = (curl_retryable(cc) || timeout) && x.delivered == 0;
 			if (!retry || req->no_retry || attempt >= c->conf.max_retries) {
