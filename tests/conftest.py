@@ -21,10 +21,8 @@ Contract (every test file relies on it):
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -346,13 +344,30 @@ def _test_timeout():
 
 
 def wait_for(cond, timeout=60, what="condition"):
-    """Poll cond() until it is true (no sleeping out a cache: a condition to see)."""
+    """Poll cond() until it is true (no sleeping out a cache: a condition to see);
+    returns that true value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if cond():
-            return
+        v = cond()
+        if v:
+            return v
         time.sleep(0.05)
     pytest.fail("timed out waiting for " + what)
+
+
+def stats(m):
+    """The mount's user.lexfs.stats document."""
+    return json.loads(os.getxattr(m.path, "user.lexfs.stats"))
+
+
+def control(m, name, value):
+    """Set user.lexfs.control.NAME on the mount root (the memory driver's faults)."""
+    os.setxattr(m.path, "user.lexfs.control." + name, value.encode())
+
+
+def invalidate(m):
+    """Drop the mount's metadata caches (user.lexfs.invalidate on the root)."""
+    os.setxattr(m.path, "user.lexfs.invalidate", b"1")
 
 
 def run(cmd, check=True, **kw):

@@ -312,6 +312,16 @@ static int cmd_exists(struct tool *t, struct putargs *pa)
 	return report(t, rc, &err, "exists");
 }
 
+/* --pages: a {"page": N, "count": N} line before each page's items. */
+static void print_page_header(struct tool *t, unsigned page, size_t n)
+{
+	json_t *j = json_object();
+
+	json_object_set_new(j, "page", json_integer(page));
+	json_object_set_new(j, "count", json_integer((json_int_t)n));
+	print_json(t, j);
+}
+
 static int cmd_list(struct tool *t, struct putargs *pa)
 {
 	struct lexfs_err err;
@@ -330,13 +340,8 @@ static int cmd_list(struct tool *t, struct putargs *pa)
 		token = NULL;
 		if (rc)
 			break;
-		if (pa->pages) {
-			json_t *j = json_object();
-
-			json_object_set_new(j, "page", json_integer(page));
-			json_object_set_new(j, "count", json_integer((json_int_t)p.n));
-			print_json(t, j);
-		}
+		if (pa->pages)
+			print_page_header(t, page, p.n);
 		for (size_t i = 0; i < p.n; i++)
 			print_json(t, info_json(p.items[i].key, &p.items[i]));
 		if (p.next_token) {
@@ -383,13 +388,8 @@ static int cmd_mp_list(struct tool *t, struct putargs *pa)
 		token = NULL;
 		if (rc)
 			break;
-		if (pa->pages) {
-			json_t *j = json_object();
-
-			json_object_set_new(j, "page", json_integer(page));
-			json_object_set_new(j, "count", json_integer((json_int_t)p.n));
-			print_json(t, j);
-		}
+		if (pa->pages)
+			print_page_header(t, page, p.n);
 		for (size_t i = 0; i < p.n; i++)
 			print_json(t, json_pack("{s:s, s:s, s:I}", "key", p.items[i].key,
 						"upload_id", p.items[i].upload_id, "initiated",

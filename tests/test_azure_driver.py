@@ -16,12 +16,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from conftest import lexfs_bin
-from servers.azurite import ACCOUNT, KEY, AzureBackend
+from conftest import invalidate, lexfs_bin, stats
+from servers.azurite import ACCOUNT, KEY, WRONG_KEY, AzureBackend
 from storetool_session import Session
 
 MIB = 1024 * 1024
-WRONG_KEY = "d3Jvbmcga2V5IGZvciB0aGUgbGV4ZnMgdGVzdHMsIG5vdCB0aGUgcmVhbCBvbmUhIQ=="
 
 
 @pytest.fixture
@@ -47,16 +46,8 @@ def curl_status(url, *extra):
     return int(r.stdout or b"0")
 
 
-def stats(m):
-    return json.loads(os.getxattr(m.path, "user.lexfs.stats"))
-
-
 def store_op(m, op, field):
     return stats(m)["store"]["ops"][op][field]
-
-
-def invalidate(m):
-    os.setxattr(m.path, "user.lexfs.invalidate", b"1")
 
 
 # ---- credentials ----
@@ -478,6 +469,7 @@ def put_block_intervals(server, container, blob, want):
         done = [(starts[r], ends[r]) for r in starts if r in ends]
         if len(done) >= want or time.monotonic() > deadline:
             return sorted(done)
+        time.sleep(0.05)
 
 
 def most_at_once(intervals):

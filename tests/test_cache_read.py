@@ -1,6 +1,5 @@
 """Read path and bounded disk of the cache, through a real mount."""
 import errno
-import json
 import os
 import random
 import subprocess
@@ -8,11 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from conftest import invalidate, stats
+
 MIB = 1024 * 1024
-
-
-def stats(m):
-    return json.loads(os.getxattr(m.path, "user.lexfs.stats"))
 
 
 def ops(m):
@@ -25,7 +22,7 @@ def test_sequential_read_few_growing_ranges(mounter, backend):
     data = random.Random(7).randbytes(64 * MIB + 5)
     (Path(m.path) / "big").write_bytes(data)
     m.settle()  # the writer's RELEASE has arrived: invalidate may drop its data
-    os.setxattr(m.path, "user.lexfs.invalidate", b"1")
+    invalidate(m)
     before = ops(m)["download"]["calls"]
     with open(Path(m.path) / "big", "rb", buffering=0) as f:
         got = bytearray()
@@ -49,7 +46,7 @@ def test_random_small_reads_do_not_download_object(mounter, backend):
     data = random.Random(8).randbytes(64 * MIB)
     (Path(m.path) / "big").write_bytes(data)
     m.settle()  # the writer's RELEASE has arrived: invalidate may drop its data
-    os.setxattr(m.path, "user.lexfs.invalidate", b"1")
+    invalidate(m)
     before = ops(m)["download"]["bytes"]
     rng = random.Random(9)
     fd = os.open(Path(m.path) / "big", os.O_RDONLY)

@@ -14,17 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Backend, PY, _is_mounted, run, wait_for
+from conftest import (Backend, PY, _is_mounted, control, invalidate, run, stats,
+                      wait_for)
 
 MIB = 1024 * 1024
-
-
-def stats(m):
-    return json.loads(os.getxattr(m.path, "user.lexfs.stats"))
-
-
-def control(m, name, value):
-    os.setxattr(m.path, "user.lexfs.control." + name, value.encode())
 
 
 def body_of(i):
@@ -205,7 +198,7 @@ def test_faults_during_large_upload_right_bytes_or_eio(mounter, backend_memory, 
     os.fsync(fd)
     os.close(fd)
     wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "retry")
-    os.setxattr(m.path, "user.lexfs.invalidate", b"1")
+    invalidate(m)
     assert (Path(m.path) / "big.bin").read_bytes() == data  # read from the store
     ops = stats(m)["store"]["ops"]
     assert sum(v["retries"] for v in ops.values()) > 0
@@ -297,7 +290,7 @@ def test_random_write_model(mnt, tmp_path):
     os.close(fd)
     expect = ref_path.read_bytes()
     assert path.read_bytes() == expect
-    os.setxattr(mnt.path, "user.lexfs.invalidate", b"1")
+    invalidate(mnt)
     assert path.read_bytes() == expect  # the store has the same bytes
     os.close(rfd)
 
@@ -588,7 +581,7 @@ def test_unmount_gives_up_after_the_store_retries(mounter, backend_memory):
     m.start()
     wait_for(lambda: stats(m)["pending_uploads"] == 0, 60, "journal replay uploads")
     assert stats(m)["uploads"] == len(files)
-    os.setxattr(m.path, "user.lexfs.invalidate", b"1")
+    invalidate(m)
     for name, data in files.items():
         assert (Path(m.path) / name).read_bytes() == data
 

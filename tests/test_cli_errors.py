@@ -3,7 +3,6 @@ names what is wrong, a non-zero exit, no mount, and nothing written."""
 import os
 import re
 import subprocess
-import time
 
 import pytest
 

@@ -14,15 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, _is_mounted, lexfs_bin, make_tree, run, tree_state, wait_for
+from conftest import (ROOT, _is_mounted, invalidate, lexfs_bin, make_tree, run, stats,
+                      tree_state, wait_for)
 from servers.s3 import ACCESS_KEY, SECRET_KEY
 from test_ops_metrics import parse_prometheus, value
 
 NAMES = ["docs", "photos", "scratch"]
-
-
-def stats(m):
-    return json.loads(os.getxattr(m.path, "user.lexfs.stats"))
 
 
 def write_config(path, text, mode=0o600):
@@ -303,7 +300,7 @@ def test_sigusr1_reopens_every_backends_event_log(multi, mounter, tmp_path):
 def test_root_controls(mm):
     """invalidate at the root goes to every backend; a control belongs on a backend's
     directory, not on the root."""
-    os.setxattr(mm.path, "user.lexfs.invalidate", b"1")
+    invalidate(mm)
     with pytest.raises(OSError) as e:
         os.setxattr(mm.path, "user.lexfs.control.fault", b"off")
     assert e.value.errno == errno.EPERM

@@ -3,13 +3,8 @@ really sent by a mount), the fstab examples through mount.lexfs, the logrotate
 snippet, and bash completion of subcommands and -o options."""
 import os
 import re
-import shutil
 import socket
 import subprocess
-import time
-from pathlib import Path
-
-import pytest
 
 from conftest import ROOT, build_dir, lexfs_bin
 

@@ -16,7 +16,7 @@ from email.utils import formatdate
 
 import pytest
 
-from conftest import Backend, lexfs_bin, storetool_bin
+from conftest import Backend, lexfs_bin
 
 LINE = re.compile(r"^(pass|warn|fail|skip) ([a-z-]+): (.+)$")
 ORDER = ["config", "credentials", "driver", "endpoint", "clock", "probe-put", "probe-info",

@@ -3,18 +3,14 @@ backend outage that fails operations with EIO and recovers without a remount (th
 memory driver's fault injection, and a real Azurite stopped and restarted under a
 mount), and the SIGUSR1 / SIGUSR2 log controls."""
 import errno
-import json
 import os
 import re
 import signal
-import subprocess
 import time
 
 import pytest
 
-
-def stats(m):
-    return json.loads(os.getxattr(m.path, "user.lexfs.stats"))
+from conftest import control, invalidate, stats, wait_for
 
 
 def outage_ops(m):
@@ -28,21 +24,6 @@ def outage_ops(m):
         with open(os.path.join(m.path, "during"), "wb") as f:
             f.write(b"x")
     return read_before, write_during
-
-
-def wait_for(pred, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(0.1)
-    return pred()
-
-
-def control(m, name, value):
-    subprocess.run(["setfattr", "-n", "user.lexfs.control." + name, "-v", value, m.path],
-                   check=True)
 
 
 def test_health_state_in_stats(backend, mounter):
@@ -80,7 +61,7 @@ def test_outage_and_recovery(backend_memory, mounter):
     assert h["state"] == "failing"
     assert h["consecutive_failures"] >= 1
     assert "LEXFS-" in h["last_error"]
-    subprocess.run(["setfattr", "-n", "user.lexfs.invalidate", "-v", "1", m.path], check=True)
+    invalidate(m)
     with pytest.raises(OSError) as e:
         with open(os.path.join(m.path, "during"), "wb") as f:
             f.write(b"x")
@@ -133,8 +114,7 @@ def test_outage_of_a_real_server(mounter, tmp_path):
         h = wait_for(lambda: stats(m)["health"]["state"] == "failing" and stats(m)["health"])
         assert h and h["state"] == "failing", stats(m)["health"]
         assert "LEXFS-007" in h["last_error"], h
-        subprocess.run(["setfattr", "-n", "user.lexfs.invalidate", "-v", "1", m.path],
-                       check=True)
+        invalidate(m)
         read_before, write_during = outage_ops(m)
         fails_within(30, read_before)
         fails_within(30, write_during)
@@ -170,8 +150,7 @@ def test_hung_server_times_out(mounter, tmp_path):
             f.write(b"safe")
         os.kill(srv.proc.pid, signal.SIGSTOP)
         try:
-            subprocess.run(["setfattr", "-n", "user.lexfs.invalidate", "-v", "1", m.path],
-                           check=True)
+            invalidate(m)
             read_before, write_during = outage_ops(m)
 
             # Two attempts of about 2 s each, and the back-off between them.

@@ -4,12 +4,11 @@ are refused."""
 import os
 import re
 import subprocess
-import time
 import urllib.request
 
 import pytest
 
-from conftest import lexfs_bin
+from conftest import invalidate, lexfs_bin
 
 # Prometheus text format 0.0.4: comments and samples.
 HELP = re.compile(r"^# HELP [a-zA-Z_:][a-zA-Z0-9_:]* .*$")
@@ -63,7 +62,7 @@ def workload(m):
     for i, n in enumerate(sizes):
         with open(os.path.join(m.path, "m%d" % i), "wb") as f:
             f.write(os.urandom(n))
-    subprocess.run(["setfattr", "-n", "user.lexfs.invalidate", "-v", "1", m.path], check=True)
+    invalidate(m)
     with open(os.path.join(m.path, "m2"), "rb") as f:
         assert len(f.read()) == 30000
     return sizes

@@ -12,11 +12,9 @@ from pathlib import Path
 import pytest
 
 from conftest import build_dir, lexfs_bin, _is_mounted
-from storetool_session import Session, run_once
+from storetool_session import SANITIZER_MARKS, Session, run_once
 
 ENOENT, EINVAL = 2, 22
-SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:",
-                   "UndefinedBehaviorSanitizer")
 
 
 def built_plugin(name):

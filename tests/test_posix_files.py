@@ -2,7 +2,6 @@
 import errno
 import os
 import stat
-import subprocess
 from pathlib import Path
 
 import pytest

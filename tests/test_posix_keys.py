@@ -14,8 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run
-
 GOOD = {
     "k/with space.txt": b"space",
     "k/\u00fcn\u00efc\u00f6d\u00e9.txt": "unicode".encode(),

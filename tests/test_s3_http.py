@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import lexfs_bin, storetool_bin
+from conftest import storetool_bin
 
 BUCKET = "fake-bucket"
 STALL_S = 10

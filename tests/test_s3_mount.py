@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import lexfs_bin, run
-from servers.s3 import ACCESS_KEY, SECRET_KEY, SCRIPT, _env
+from servers.s3 import SCRIPT, _env
 
 MiB = 1024 * 1024
 

@@ -5,7 +5,6 @@ refused setting stops the driver before its first request.
 """
 import base64
 import os
-import re
 import subprocess
 import time
 

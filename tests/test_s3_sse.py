@@ -16,15 +16,11 @@ from pathlib import Path
 import pytest
 from botocore.exceptions import ClientError
 
+from conftest import invalidate
+from test_s3_mount import mount_s3 as mount, s3  # noqa: F401 (s3 is a fixture)
+
 MiB = 1024 * 1024
 KMS_KEY = "testkey-1"
-
-
-@pytest.fixture
-def s3(backend_s3):
-    b = backend_s3.fresh()
-    b.client = b.gateway.client()
-    return b
 
 
 @pytest.fixture
@@ -34,16 +30,6 @@ def key_file(tmp_path):
     p.write_bytes(key)
     p.chmod(0o600)
     return p, key
-
-
-def mount(mounter, b, extra):
-    m = mounter(b.source, opts=b.mount_opts() + list(extra), env=b.env)
-    m.backend = b
-    return m
-
-
-def invalidate(m):
-    os.setxattr(m.path, "user.lexfs.invalidate", b"1")
 
 
 def big_data(n_mib):
